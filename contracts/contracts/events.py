@@ -1,0 +1,204 @@
+"""The integration-event catalogue.
+
+Integration events are what services promise each other; they are not the services'
+own domain events, which are translated at the edge. Rules kept here:
+- no BSN, name, address or date of birth: a client is a pseudonymous id;
+- every event belongs to a trajectory (`trajectory_id` is the Kafka key and the subject);
+- a model evolves only additively; a breaking change is a new type with a new version
+  suffix (NL GOV profile), and both live here until the old one is gone from the topics.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, ClassVar, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from contracts.municipalities import Municipality
+
+Programme = Literal["social-activation", "reintegration", "focus2move"]
+BenefitSituation = Literal["bijstand", "wao", "bijstand-wao", "anw", "none"]
+ObstacleKind = Literal["debts", "addiction", "psychosocial", "housing", "other"]
+ClosingReason = Literal[
+    "placed", "dropped-out", "moved-away", "back-on-benefit", "unknown-destination", "other"
+]
+Hours = Annotated[float, Field(ge=0, le=60)]
+
+TYPE_PREFIX = "nl.reintegratie"
+
+
+class Event(BaseModel):
+    """Base of every integration event: frozen, strict about unknown fields."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    type: ClassVar[str]
+    catalogue: ClassVar[dict[str, type[Event]]] = {}
+
+    trajectory_id: UUID
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        if "type" in cls.__dict__:
+            if cls.type in Event.catalogue:
+                raise TypeError(f"event type {cls.type} is defined twice")
+            Event.catalogue[cls.type] = cls
+
+
+# --- intake ---------------------------------------------------------------------------
+
+
+class ClientReferred(Event):
+    """A municipality referred an eligible client to a programme."""
+
+    type = f"{TYPE_PREFIX}.referral.client-referred.v1"
+    referral_id: UUID
+    client_id: UUID  # pseudonym: intake alone can link it to a person
+    municipality: Municipality
+    programme: Programme
+    benefit: BenefitSituation
+    referred_on: dt.date
+
+
+class ReferralRejected(Event):
+    """A referral did not meet a programme's eligibility rules."""
+
+    type = f"{TYPE_PREFIX}.referral.rejected.v1"
+    referral_id: UUID
+    client_id: UUID
+    municipality: Municipality
+    programme: Programme
+    reason_code: str = Field(pattern=r"^[a-z0-9-]{1,64}$")
+    rejected_on: dt.date
+
+
+# --- trajectory ----------------------------------------------------------------------
+
+
+class TrajectoryOpened(Event):
+    """A referral became a trajectory."""
+
+    type = f"{TYPE_PREFIX}.trajectory.opened.v1"
+    referral_id: UUID
+    client_id: UUID
+    municipality: Municipality
+    programme: Programme
+    opened_on: dt.date
+
+
+class ProviderAssigned(Event):
+    """A contracted provider took on one discipline of a trajectory."""
+
+    type = f"{TYPE_PREFIX}.trajectory.provider-assigned.v1"
+    provider: str = Field(min_length=1, max_length=80)
+    discipline: str = Field(min_length=1, max_length=80)
+    assigned_on: dt.date
+
+
+class ContractStarted(Event):
+    """Work track: a temporary employment contract started (Focus2Move: at WNK)."""
+
+    type = f"{TYPE_PREFIX}.trajectory.contract-started.v1"
+    employer: str = Field(min_length=1, max_length=120)
+    starts_on: dt.date
+    ends_on: dt.date | None = None
+
+
+class ObstacleIdentified(Event):
+    """Obstacle track: something standing between the client and work was named."""
+
+    type = f"{TYPE_PREFIX}.trajectory.obstacle-identified.v1"
+    obstacle_id: UUID
+    kind: ObstacleKind
+    identified_on: dt.date
+
+
+class ObstacleResolved(Event):
+    """Obstacle track: an obstacle was removed or made manageable."""
+
+    type = f"{TYPE_PREFIX}.trajectory.obstacle-resolved.v1"
+    obstacle_id: UUID
+    outcome: Literal["resolved", "manageable"]
+    resolved_on: dt.date
+
+
+class PlacedInJob(Event):
+    """The client started a regular job: the start of a year of job coaching."""
+
+    type = f"{TYPE_PREFIX}.trajectory.placed-in-job.v1"
+    municipality: Municipality
+    employer: str = Field(min_length=1, max_length=120)
+    hours_per_week: Hours
+    contract_type: Literal["permanent", "fixed-term", "temporary-agency", "other"]
+    starts_on: dt.date
+
+
+class TrajectoryClosed(Event):
+    """The trajectory ended, with the reason why."""
+
+    type = f"{TYPE_PREFIX}.trajectory.closed.v1"
+    reason: ClosingReason
+    closed_on: dt.date
+
+
+# --- coaching ------------------------------------------------------------------------
+
+
+class CoachingStarted(Event):
+    """A year of job coaching began after a placement."""
+
+    type = f"{TYPE_PREFIX}.coaching.started.v1"
+    plan_id: UUID
+    municipality: Municipality
+    coach_id: str = Field(min_length=1, max_length=80)
+    job_starts_on: dt.date
+    ends_on: dt.date
+    check_ins_due: tuple[dt.date, ...]
+
+
+class CheckInRecorded(Event):
+    """The coach recorded a check-in."""
+
+    type = f"{TYPE_PREFIX}.coaching.check-in-recorded.v1"
+    plan_id: UUID
+    check_in: int = Field(ge=1)
+    held_on: dt.date
+    contact_made: bool
+    still_employed: bool
+    hours_per_week: Hours | None = None
+    support: tuple[Literal["debts", "childcare", "travel", "conflict-at-work", "other"], ...] = ()
+
+
+class CheckInOverdue(Event):
+    """A check-in was not recorded within the grace period after it fell due."""
+
+    type = f"{TYPE_PREFIX}.coaching.check-in-overdue.v1"
+    plan_id: UUID
+    check_in: int = Field(ge=1)
+    due_on: dt.date
+
+
+class JobLost(Event):
+    """The coached client lost the job."""
+
+    type = f"{TYPE_PREFIX}.coaching.job-lost.v1"
+    plan_id: UUID
+    lost_on: dt.date
+    reason: Literal["dismissed", "resigned", "contract-ended", "illness", "other"]
+
+
+class CoachingCompleted(Event):
+    """The coaching year ended; the outcome counts for retention figures."""
+
+    type = f"{TYPE_PREFIX}.coaching.completed.v1"
+    plan_id: UUID
+    completed_on: dt.date
+    employed_at_end: bool
+    same_employer: bool | None = None
+
+
+def event_class(type_: str) -> type[Event] | None:
+    """The model for a CloudEvent type, or None when the catalogue does not know it."""
+    return Event.catalogue.get(type_)

@@ -1,0 +1,158 @@
+"""The inbox: integration events from Kafka applied exactly once in effect.
+
+Kafka delivers at least once. A service applies each record in one store transaction
+together with a tracking record (group, topic, partition -> offset), so the same record
+delivered again is recognised by its offset, and together with a receipt of the
+CloudEvent's (source, id), so the same event published again by a relay at a new offset
+is recognised too. What can never be applied goes to the group's dead-letter topic with
+the reason and the original headers, and the consumer goes on with the next record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import CommitFailedError, KafkaError
+from eventsourcing.persistence import InterfaceError, OperationalError
+
+from contracts import kafka
+from contracts.envelope import CloudEvent, PoisonRecord, from_record
+from contracts.service import Outcome
+from contracts.topics import dead_letter_topic
+
+log = logging.getLogger(__name__)
+
+# The store or the broker being away is no reason to give up on a record.
+TRANSIENT = (OperationalError, InterfaceError, ConnectionError, KafkaError, TimeoutError)
+
+
+class Target(Protocol):
+    """What an inbox applies records to: a service's store (see `ServiceApplication`)."""
+
+    group: str
+
+    def position(self, topic: str, partition: int) -> int | None:
+        """The last offset applied from this topic-partition, if any."""
+
+    def apply(self, cloud_event: CloudEvent, topic: str, partition: int, offset: int) -> Outcome:
+        """Applies one event atomically with its tracking; safe to call twice."""
+
+
+class Inbox:
+    """Consumes topics for one consumer group and applies each record to a target."""
+
+    def __init__(
+        self,
+        *,
+        bootstrap_servers: str,
+        topics: Sequence[str],
+        target: Target,
+        producer: AIOKafkaProducer,
+        retry_delays: Sequence[float] = (0.1, 0.5, 2.0),
+    ) -> None:
+        self.bootstrap_servers = bootstrap_servers
+        self.topics = tuple(topics)
+        self.target = target
+        self.group = target.group
+        self.producer = producer  # for dead letters
+        self.retry_delays = tuple(retry_delays)
+        self.assigned = asyncio.Event()  # set once the group gave this member partitions
+        self.applied = 0
+
+    async def run(self) -> None:
+        consumer = kafka.consumer(self.bootstrap_servers, self.group)
+        consumer.subscribe(self.topics, listener=_SeekToStore(self, consumer))
+        await consumer.start()
+        try:
+            while True:
+                batches = await consumer.getmany(timeout_ms=200)
+                for tp, records in batches.items():
+                    for record in records:
+                        await self.handle(record)
+                    await _commit(consumer, {tp: records[-1].offset + 1})
+        finally:
+            await consumer.stop()
+
+    async def handle(self, record: Any) -> Outcome | None:
+        """Applies one record; poison goes to the dead-letter topic. Never raises."""
+        headers = list(record.headers or ())
+        try:
+            cloud_event = from_record(record.key, record.value, headers)
+        except PoisonRecord as poison:
+            await self.dead_letter(record, poison.reason)
+            return None
+        failures = 0
+        while True:
+            try:
+                outcome = await asyncio.to_thread(
+                    self.target.apply, cloud_event, record.topic, record.partition, record.offset
+                )
+            except TRANSIENT as error:
+                log.warning("inbox_store_unavailable", extra={"group": self.group, "error": type(error).__name__})
+                await asyncio.sleep(1.0)
+                continue
+            except Exception as error:  # the handler failed: retry, then dead-letter
+                if failures == len(self.retry_delays):
+                    await self.dead_letter(
+                        record, f"handler failed {failures + 1} times: {type(error).__name__}: {error}"
+                    )
+                    return None
+                await asyncio.sleep(self.retry_delays[failures])
+                failures += 1
+                continue
+            if outcome is Outcome.APPLIED:
+                self.applied += 1
+            log.debug("inbox_record", extra={"group": self.group, "outcome": outcome.value,
+                                             "type": cloud_event.attributes.type})
+            return outcome
+
+    async def dead_letter(self, record: Any, reason: str) -> None:
+        headers = list(record.headers or ()) + [
+            ("dlq_reason", reason[:500].encode()),
+            ("dlq_group", self.group.encode()),
+            ("dlq_topic", record.topic.encode()),
+            ("dlq_partition", str(record.partition).encode()),
+            ("dlq_offset", str(record.offset).encode()),
+        ]
+        while True:
+            try:
+                await self.producer.send_and_wait(
+                    dead_letter_topic(self.group), record.value, key=record.key, headers=headers
+                )
+                break
+            except KafkaError:
+                await asyncio.sleep(1.0)
+        log.warning("inbox_dead_lettered", extra={"group": self.group, "topic": record.topic,
+                                                  "offset": record.offset, "reason": reason[:200]})
+
+
+class _SeekToStore(ConsumerRebalanceListener):
+    """On assignment, resume after the store's tracking when it is ahead of the group's
+    committed offset (a crash after the store commit and before the Kafka commit)."""
+
+    def __init__(self, inbox: Inbox, consumer: AIOKafkaConsumer) -> None:
+        self.inbox = inbox
+        self.consumer = consumer
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        return None
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        for tp in assigned:
+            stored = await asyncio.to_thread(self.inbox.target.position, tp.topic, tp.partition)
+            committed = await self.consumer.committed(tp)
+            if stored is not None and (committed is None or committed <= stored):
+                self.consumer.seek(tp, stored + 1)
+        if assigned:
+            self.inbox.assigned.set()
+
+
+async def _commit(consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
+    try:
+        await consumer.commit(offsets)
+    except (CommitFailedError, KafkaError) as error:  # the store's tracking still holds
+        log.warning("inbox_commit_failed", extra={"error": type(error).__name__})

@@ -1,0 +1,163 @@
+"""How a service process runs: HTTP API, outbox relay and inbox in one event loop.
+
+One composition root per service builds its application and API and hands them here.
+SIGINT and SIGTERM stop the HTTP server first, then the relay and inbox, then close the
+Kafka client and the store, so that nothing is left half done or left running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import uvicorn
+from fastapi import FastAPI
+
+from contracts import kafka
+from contracts.inbox import Inbox
+from contracts.outbox import OutboxRelay, Translate
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PORTS = {"intake": 8001, "trajectory": 8002, "coaching": 8003, "reporting": 8004}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where a service listens and what it talks to, from the environment.
+
+    `KAFKA_BOOTSTRAP_SERVERS`; `<SERVICE>_DATABASE_URL` (default: an SQLite file under
+    `TWEESPOOR_DATA_DIR`); `<SERVICE>_HOST` and `<SERVICE>_PORT`.
+    """
+
+    service: str
+    bootstrap_servers: str
+    database_url: str
+    host: str
+    port: int
+
+    @classmethod
+    def from_env(cls, service: str, env: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if env is None else env)
+        prefix = service.upper()
+        data_dir = env.get("TWEESPOOR_DATA_DIR", ".tweespoor")
+        return cls(
+            service=service,
+            bootstrap_servers=env.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
+            database_url=env.get(f"{prefix}_DATABASE_URL", f"sqlite:///{data_dir}/{service}.db"),
+            host=env.get(f"{prefix}_HOST", "127.0.0.1"),
+            port=int(env.get(f"{prefix}_PORT", DEFAULT_PORTS[service])),
+        )
+
+
+class Store(Protocol):
+    """What a service process needs of its store: the inbox target, and closing."""
+
+    group: str
+
+    def position(self, topic: str, partition: int) -> int | None: ...
+    def apply(self, cloud_event: Any, topic: str, partition: int, offset: int) -> Any: ...
+    def close(self) -> None: ...
+
+
+@dataclass
+class Service:
+    """Everything one service process runs."""
+
+    settings: Settings
+    app: Store
+    api: FastAPI
+    publishes_to: str | None = None
+    translate: Translate | None = None
+    consumes_from: Sequence[str] = field(default_factory=tuple)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        name, bootstrap = self.settings.service, self.settings.bootstrap_servers
+        await kafka.ensure_topics(bootstrap)
+        producer = kafka.producer(bootstrap, f"tweespoor-{name}")
+        await producer.start()
+        workers: list[asyncio.Task[None]] = []
+        if self.publishes_to and self.translate:
+            relay = OutboxRelay(app=self.app, translate=self.translate,  # type: ignore[arg-type]
+                                producer=producer, topic=self.publishes_to,
+                                system=f"tweespoor-{name}")
+            workers.append(asyncio.create_task(relay.run(), name="relay"))
+        if self.consumes_from:
+            inbox = Inbox(bootstrap_servers=bootstrap, topics=self.consumes_from,
+                          target=self.app, producer=producer)
+            workers.append(asyncio.create_task(inbox.run(), name="inbox"))
+        server = _Server(uvicorn.Config(self.api, host=self.settings.host, port=self.settings.port,
+                                        log_config=None, access_log=False))
+        http = asyncio.create_task(server.serve(), name="http")
+        log.info("service_started", extra={"service": name, "port": self.settings.port})
+        try:
+            done, _ = await asyncio.wait([http, asyncio.create_task(stop.wait()), *workers],
+                                         return_when=asyncio.FIRST_COMPLETED)
+            for task in done:  # a worker that died is a reason to stop, loudly
+                if task.done() and not task.cancelled() and task.exception():
+                    raise task.exception()  # type: ignore[misc]
+        finally:
+            server.should_exit = True
+            with contextlib.suppress(Exception):
+                await http
+            for task in workers:
+                task.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+            await producer.stop()
+            self.app.close()
+            log.info("service_stopped", extra={"service": name})
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: the service process owns the signals."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def serve(service: Service) -> None:
+    """Runs a service until SIGINT or SIGTERM."""
+    configure_logging()
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await service.run(stop)
+
+    asyncio.run(main())
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: the event name and its fields (never personal data)."""
+
+    _plain = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "event": record.getMessage(),
+        }
+        entry.update({k: v for k, v in vars(record).items() if k not in self._plain})
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    logging.basicConfig(level=level, handlers=[handler], force=True)
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)

@@ -1,0 +1,136 @@
+"""The application base every event-sourced service builds on, and its store settings.
+
+A service's store holds its aggregates' events (the notification log is its outbox) and
+its tracking records: the relay's published position and, per consumed topic-partition,
+the last applied offset. That needs eventsourcing's process recorder, which records
+tracking in the same transaction as new events.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import uuid
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from eventsourcing.application import ProcessingEvent
+from eventsourcing.domain import Aggregate, event
+from eventsourcing.persistence import IntegrityError, JSONTranscoder, Tracking, Transcoding
+from eventsourcing.projection import EventSourcedProjection
+
+from contracts.envelope import Attributes, CloudEvent
+from contracts.events import Event
+
+RECEIPT_NAMESPACE = uuid.UUID("0b6f9a53-2a8e-4d5e-8d1c-3f0e6c1d2b44")
+
+
+def store_env(database_url: str) -> dict[str, str]:
+    """eventsourcing's environment for a store URL.
+
+    `sqlite:///path/file.db` (the embedded default), `postgresql://user:pw@host:port/db`,
+    or `memory:` for unit tests.
+    """
+    if database_url == "memory:":
+        return {"PERSISTENCE_MODULE": "eventsourcing.popo"}
+    parts = urlsplit(database_url)
+    if parts.scheme == "sqlite":
+        path = unquote(database_url.removeprefix("sqlite:///"))  # sqlite:////abs or :///rel
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        return {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": path,
+                "SQLITE_LOCK_TIMEOUT": "10"}
+    if parts.scheme in ("postgresql", "postgres"):
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "POSTGRES_DBNAME": parts.path.lstrip("/"),
+            "POSTGRES_HOST": parts.hostname or "127.0.0.1",
+            "POSTGRES_PORT": str(parts.port or 5432),
+            "POSTGRES_USER": unquote(parts.username or "postgres"),
+            "POSTGRES_PASSWORD": unquote(parts.password or ""),
+            "POSTGRES_POOL_SIZE": "5",
+        }
+    raise ValueError(f"unsupported database URL scheme {parts.scheme!r}")
+
+
+class DateAsISO(Transcoding):
+    type = dt.date
+    name = "date_iso"
+
+    def encode(self, obj: dt.date) -> str:
+        return obj.isoformat()
+
+    def decode(self, data: str) -> dt.date:
+        return dt.date.fromisoformat(data)
+
+
+class Outcome(enum.Enum):
+    APPLIED = "applied"
+    IGNORED = "ignored"  # a known event this service has no use for
+    SEEN_OFFSET = "seen-offset"  # Kafka delivered the same record again
+    SEEN_EVENT = "seen-event"  # the same CloudEvent again, at another offset
+
+
+def tracking_name(group: str, topic: str, partition: int) -> str:
+    return f"kafka:{group}:{topic}:{partition}"
+
+
+class Receipt(Aggregate):
+    """That this service applied one integration event; its id derives from (source, id)."""
+
+    @staticmethod
+    def create_id(source: str, event_id: str, type: str) -> uuid.UUID:
+        return uuid.uuid5(RECEIPT_NAMESPACE, f"{source}|{event_id}")
+
+    @event("Received")
+    def __init__(self, source: str, event_id: str, type: str) -> None:
+        self.source = source
+        self.event_id = event_id
+        self.type = type
+
+
+class ServiceApplication(EventSourcedProjection[uuid.UUID]):
+    """An eventsourcing application that also applies integration events from Kafka.
+
+    Subclasses name their consumer group and the event classes they consume and implement
+    `on_event`, collecting new aggregate events on the processing event (never calling
+    `save`), so that they are recorded in one transaction with the tracking record and
+    the receipt.
+    """
+
+    group: str = ""
+    consumes: tuple[type[Event], ...] = ()
+
+    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
+        super().register_transcodings(transcoder)
+        transcoder.register(DateAsISO())
+
+    def position(self, topic: str, partition: int) -> int | None:
+        return self.recorder.max_tracking_id(tracking_name(self.group, topic, partition))
+
+    def apply(self, cloud_event: CloudEvent, topic: str, partition: int, offset: int) -> Outcome:
+        name = tracking_name(self.group, topic, partition)
+        if self.recorder.has_tracking_id(name, offset):
+            return Outcome.SEEN_OFFSET
+        if not isinstance(cloud_event.data, self.consumes):
+            return Outcome.IGNORED
+        attrs = cloud_event.attributes
+        if Receipt.create_id(attrs.source, attrs.id, attrs.type) in self.repository:
+            return Outcome.SEEN_EVENT
+        try:
+            self.process_event(cloud_event, Tracking(name, offset))  # type: ignore[arg-type]
+        except IntegrityError:
+            # Another member applied it first (a rebalance race): the effect is there once.
+            return Outcome.SEEN_EVENT
+        return Outcome.APPLIED
+
+    def policy(self, domain_event: Any, processing_event: ProcessingEvent[uuid.UUID]) -> None:
+        cloud_event: CloudEvent = domain_event
+        attrs = cloud_event.attributes
+        processing_event.collect_events(Receipt(attrs.source, attrs.id, attrs.type))
+        self.on_event(cloud_event.data, attrs, processing_event)
+
+    def on_event(
+        self, event: Event, attributes: Attributes, processing_event: ProcessingEvent[uuid.UUID]
+    ) -> None:
+        raise NotImplementedError(f"{type(self).__name__} consumes nothing")
