@@ -27,3 +27,7 @@ def cli() -> None:
     if not key:
         log.warning("pseudonym_key_missing: using the development key; set INTAKE_PSEUDONYM_KEY")
     serve(build(Settings.from_env("intake"), (key or DEVELOPMENT_KEY).encode()))
+
+
+if __name__ == "__main__":
+    cli()

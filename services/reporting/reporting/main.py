@@ -16,3 +16,7 @@ def build(settings: Settings) -> Service:
 
 def cli() -> None:
     serve(build(Settings.from_env("reporting")))
+
+
+if __name__ == "__main__":
+    cli()

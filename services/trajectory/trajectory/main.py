@@ -18,3 +18,7 @@ def build(settings: Settings) -> Service:
 
 def cli() -> None:
     serve(build(Settings.from_env("trajectory")))
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,121 @@
+"""The `tweespoor` command: fetch and run the local Kafka broker and PostgreSQL server."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import FrameType
+
+from infra import kafka, postgres
+from infra.versions import KAFKA_VERSION
+
+
+def _sigterm_as_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt  # so `kill <pid>` cleans up like Ctrl-C does
+
+
+def _until_interrupted(is_running: Callable[[], bool]) -> None:
+    """Block until Ctrl-C or SIGTERM, or until the server dies on its own."""
+    stop = threading.Event()
+    try:
+        while is_running():
+            stop.wait(1.0)
+        print("the server exited on its own", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("\nstopping...", file=sys.stderr)
+
+
+def cmd_kafka_fetch(args: argparse.Namespace) -> int:
+    lib = kafka.fetch_jars()
+    print(f"Kafka {KAFKA_VERSION} jars in {lib}")
+    return 0
+
+
+def cmd_kafka_start(args: argparse.Namespace) -> int:
+    broker = kafka.LocalKafka(port=args.port, data_dir=args.data)
+    try:
+        broker.start()
+        print(f"Kafka {KAFKA_VERSION} running; bootstrap servers: {broker.bootstrap_servers}", flush=True)
+        print(f"data {broker.data_dir}, log {broker.log_file}; Ctrl-C stops it", flush=True)
+        _until_interrupted(lambda: broker.running)
+    finally:
+        broker.close()  # removes the data dir only when it was a temporary one
+    return 0
+
+
+def cmd_postgres_install(args: argparse.Namespace) -> int:
+    print(f"PostgreSQL binaries in {postgres.ensure_installed()}")
+    return 0
+
+
+def cmd_postgres_start(args: argparse.Namespace) -> int:
+    server = postgres.LocalPostgres(port=args.port)
+    try:
+        server.start()
+        print(f"PostgreSQL running; DATABASE_URL={server.url('postgres')}", flush=True)
+        print(f"log {server.log_file}; Ctrl-C stops it", flush=True)
+        _until_interrupted(lambda: server.running)
+    finally:
+        server.close()
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from infra.run import run  # imports the contracts; the infra commands need none of it
+
+    return run(data_dir=args.data_dir, store=args.store, demo=args.demo)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tweespoor", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
+    groups = parser.add_subparsers(dest="group", required=True)
+
+    k = groups.add_parser("kafka", help="the local Apache Kafka broker (JVM, no Docker)")
+    ks = k.add_subparsers(dest="action", required=True)
+    ks.add_parser("fetch", help="fetch the broker's jars with Maven into the cache").set_defaults(func=cmd_kafka_fetch)
+    start = ks.add_parser("start", help="run a broker in the foreground until Ctrl-C")
+    start.add_argument("--port", type=int, default=None, help="client port (default: a free one)")
+    start.add_argument("--data", type=Path, default=None, help="data dir to keep (default: a temporary one)")
+    start.set_defaults(func=cmd_kafka_start)
+
+    p = groups.add_parser("postgres", help="a local PostgreSQL server")
+    ps = p.add_subparsers(dest="action", required=True)
+    ps.add_parser("install", help="install PostgreSQL if missing (Debian, as root)").set_defaults(
+        func=cmd_postgres_install
+    )
+    pstart = ps.add_parser("start", help="run a server in the foreground until Ctrl-C")
+    pstart.add_argument("--port", type=int, default=None, help="port (default: a free one)")
+    pstart.set_defaults(func=cmd_postgres_start)
+
+    r = groups.add_parser("run", help="Kafka and the four services, a small demo; Ctrl-C stops all")
+    r.add_argument("--store", choices=("sqlite", "postgres"), default="sqlite",
+                   help="the services' stores (default: an embedded SQLite file each)")
+    r.add_argument("--data-dir", type=Path, default=Path(".tweespoor"), help="where run keeps its data")
+    r.add_argument("--no-demo", dest="demo", action="store_false", help="post no demo referrals")
+    r.set_defaults(func=cmd_run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+    )
+    signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        return 130
+    except RuntimeError as exc:
+        print(f"tweespoor: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,62 @@
+"""No Docker engine runs here, so docker-compose.yml is checked against the code instead:
+the same Kafka version as infra/, every service built from its own Dockerfile, and the
+environment each service really reads."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from contracts.runtime import DEFAULT_PORTS, Settings
+from infra.versions import KAFKA_VERSION, pom_kafka_version
+
+ROOT = Path(__file__).resolve().parents[1]
+SERVICES = tuple(DEFAULT_PORTS)
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def test_compose_runs_the_kafka_version_infra_runs(compose):
+    assert compose["services"]["kafka"]["image"] == f"apache/kafka:{KAFKA_VERSION}"
+    assert pom_kafka_version() == KAFKA_VERSION
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_each_service_is_built_from_its_own_dockerfile_and_runs_its_entry_point(compose, name):
+    service = compose["services"][name]
+    dockerfile = ROOT / service["build"]["dockerfile"]
+    assert dockerfile == ROOT / "services" / name / "Dockerfile"
+    text = dockerfile.read_text()
+    assert f'CMD ["tweespoor-{name}"]' in text
+    assert f"--package tweespoor-{name}" in text
+    scripts = (ROOT / "services" / name / "pyproject.toml").read_text()
+    assert f'tweespoor-{name} = "{name}.main:cli"' in scripts
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_the_environment_is_what_the_service_reads(compose, name):
+    environment = {k: str(v) for k, v in compose["services"][name]["environment"].items()}
+    settings = Settings.from_env(name, environment)
+    assert settings.bootstrap_servers == "kafka:9092"
+    assert settings.database_url.startswith("postgresql://")
+    assert settings.port == DEFAULT_PORTS[name]
+    assert compose["services"][name]["ports"] == [f"{settings.port}:{settings.port}"]
+    assert f"EXPOSE {settings.port}" in (ROOT / "services" / name / "Dockerfile").read_text()
+    assert str(settings.port) in str(compose["services"][name]["healthcheck"]["test"])
+    known = {"KAFKA_BOOTSTRAP_SERVERS", *(f"{name.upper()}_{k}" for k in
+             ("DATABASE_URL", "HOST", "PORT", "PSEUDONYM_KEY"))}
+    assert set(environment) <= known, set(environment) - known
+
+
+def test_every_service_database_is_created_by_the_init_script(compose):
+    script = (ROOT / "infra" / "compose" / "init-databases.sql").read_text()
+    created = set(re.findall(r"CREATE DATABASE (\w+);", script))
+    for name in SERVICES:
+        url = compose["services"][name]["environment"][f"{name.upper()}_DATABASE_URL"]
+        assert url.rsplit("/", 1)[1] in created
