@@ -24,9 +24,11 @@ MEDIA_TYPE = "application/problem+json"
 class Problem(Exception):
     """An error a use case raises to answer with a problem document."""
 
-    def __init__(self, status: int, title: str, detail: str | None = None, **extra: Any) -> None:
+    def __init__(self, status: int, title: str, detail: str | None = None, *,
+                 headers: dict[str, str] | None = None, **extra: Any) -> None:
         super().__init__(title)
         self.status, self.title, self.detail, self.extra = status, title, detail, extra
+        self.headers = headers
 
 
 def problem_response(status: int, title: str, detail: str | None = None, *,
@@ -43,7 +45,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Problem)
     async def _problem(_: Request, exc: Problem) -> JSONResponse:
-        return problem_response(exc.status, exc.title, exc.detail, **exc.extra)
+        return problem_response(exc.status, exc.title, exc.detail, headers=exc.headers,
+                                **exc.extra)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

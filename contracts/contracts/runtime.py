@@ -14,7 +14,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -78,6 +78,9 @@ class Service:
     publishes_to: str | None = None
     translate: Translate | None = None
     consumes_from: Sequence[str] = field(default_factory=tuple)
+    # Other long-running work of the service (a scheduler, webhook deliveries): each is
+    # started with the process and cancelled when it stops.
+    background: Sequence[Callable[[], Awaitable[None]]] = field(default_factory=tuple)
 
     async def run(self, stop: asyncio.Event) -> None:
         name, bootstrap = self.settings.service, self.settings.bootstrap_servers
@@ -94,6 +97,8 @@ class Service:
             inbox = Inbox(bootstrap_servers=bootstrap, topics=self.consumes_from,
                           target=self.app, producer=producer)
             workers.append(asyncio.create_task(inbox.run(), name="inbox"))
+        for job in self.background:
+            workers.append(asyncio.create_task(job(), name=getattr(job, "__name__", "job")))
         server = _Server(uvicorn.Config(self.api, host=self.settings.host, port=self.settings.port,
                                         log_config=None, access_log=False))
         http = asyncio.create_task(server.serve(), name="http")
