@@ -15,8 +15,6 @@ The file is TOML, named by `TWEESPOOR_CREDENTIALS_FILE`:
     webhook_secret = "whsec_..."     # providers only: signs webhooks both ways
 """
 
-from __future__ import annotations
-
 import hashlib
 import os
 import secrets
@@ -71,19 +69,19 @@ class Credentials:
         self._by_hash = dict(principals_by_hash)
 
     @classmethod
-    def from_file(cls, path: str | Path) -> Credentials:
+    def from_file(cls, path: str | Path) -> "Credentials":
         entries = tomllib.loads(Path(path).read_text()).get("credential", [])
         return cls.from_entries(entries)
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> Credentials:
+    def from_env(cls, env: dict[str, str] | None = None) -> "Credentials":
         path = (os.environ if env is None else env).get(ENV)
         if not path:
             raise RuntimeError(f"{ENV} is not set: name the TOML file with the credentials")
         return cls.from_file(path)
 
     @classmethod
-    def from_entries(cls, entries: Iterable[dict[str, Any]]) -> Credentials:
+    def from_entries(cls, entries: Iterable[dict[str, Any]]) -> "Credentials":
         by_hash: dict[str, Principal] = {}
         for entry in entries:
             kind = entry["kind"]
@@ -116,6 +114,8 @@ class Credentials:
 _bearer = HTTPBearer(auto_error=False, description="A token issued per client application.")
 
 
+# FastAPI reads the dependency annotations below as objects: this module deliberately
+# has no `from __future__ import annotations`.
 def authenticated(credentials: Credentials) -> Callable[..., Principal]:
     """A FastAPI dependency: the caller, or a 401 problem."""
 

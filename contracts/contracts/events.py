@@ -60,6 +60,13 @@ class ClientReferred(Event):
     programme: Programme
     benefit: BenefitSituation
     referred_on: dt.date
+    # "lbu": the client accepted a job instead of a benefit; the trajectory starts with a
+    # temporary WNK contract on `wnk_contract_starts_on`.
+    route: Literal["referral", "lbu"] = "referral"
+    wnk_contract_starts_on: dt.date | None = None
+
+
+ReasonCode = Annotated[str, Field(pattern=r"^[a-z0-9-]{1,64}$")]
 
 
 class ReferralRejected(Event):
@@ -70,8 +77,73 @@ class ReferralRejected(Event):
     client_id: UUID
     municipality: Municipality
     programme: Programme
-    reason_code: str = Field(pattern=r"^[a-z0-9-]{1,64}$")
+    reason_code: ReasonCode  # the first reason; all of them in reason_codes
     rejected_on: dt.date
+    reason_codes: tuple[ReasonCode, ...] = ()
+
+
+class ReferralWithdrawn(Event):
+    """The municipality withdrew an open referral; its trajectory, if any, should close."""
+
+    type = f"{TYPE_PREFIX}.referral.withdrawn.v1"
+    referral_id: UUID
+    municipality: Municipality
+    withdrawn_on: dt.date
+    reason: Literal["client-request", "moved-away", "back-on-benefit", "error", "other"]
+
+
+class JobOfferMade(Event):
+    """LBU: a new applicant was offered a job (at WNK) instead of a benefit.
+    `trajectory_id` is reserved for the Focus2Move trajectory, should they accept."""
+
+    type = f"{TYPE_PREFIX}.lbu.offer-made.v1"
+    offer_id: UUID
+    client_id: UUID
+    municipality: Municipality
+    offered_on: dt.date
+
+
+class JobOfferAccepted(Event):
+    """LBU: the applicant took the job; a Focus2Move referral (route "lbu") follows."""
+
+    type = f"{TYPE_PREFIX}.lbu.offer-accepted.v1"
+    offer_id: UUID
+    client_id: UUID
+    municipality: Municipality
+    accepted_on: dt.date
+    contract_starts_on: dt.date
+
+
+class JobOfferRefused(Event):
+    """LBU: the applicant refused; they are watched until `respond_by`."""
+
+    type = f"{TYPE_PREFIX}.lbu.offer-refused.v1"
+    offer_id: UUID
+    client_id: UUID
+    municipality: Municipality
+    refused_on: dt.date
+    respond_by: dt.date
+
+
+class DestinationUnknown(Event):
+    """LBU: refused, and neither started the contract nor came back for a benefit in time."""
+
+    type = f"{TYPE_PREFIX}.lbu.destination-unknown.v1"
+    offer_id: UUID
+    client_id: UUID
+    municipality: Municipality
+    since: dt.date
+
+
+class ReturnedForBenefit(Event):
+    """LBU: the applicant came back for a benefit (out of the unknown cohort, if in it)."""
+
+    type = f"{TYPE_PREFIX}.lbu.returned-for-benefit.v1"
+    offer_id: UUID
+    client_id: UUID
+    municipality: Municipality
+    returned_on: dt.date
+    from_unknown_destination: bool
 
 
 # --- trajectory ----------------------------------------------------------------------

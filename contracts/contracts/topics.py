@@ -24,7 +24,7 @@ COACHING_EVENTS = "tweespoor.coaching.events.v1"
 EVENT_TOPICS = (INTAKE_EVENTS, TRAJECTORY_EVENTS, COACHING_EVENTS)
 
 # Consumer groups: one per consuming service.
-GROUPS = ("trajectory", "coaching", "reporting")
+GROUPS = ("intake", "trajectory", "coaching", "reporting")
 
 
 def dead_letter_topic(group: str) -> str:

@@ -24,6 +24,7 @@ import httpx
 from contracts.kafka import ensure_topics
 from contracts.runtime import DEFAULT_PORTS
 from infra import discovery
+from infra.demo import write_credentials
 
 SERVICES = ("intake", "trajectory", "coaching", "reporting")
 
@@ -41,12 +42,16 @@ def demo_bsns(count: int, seed: int = 2006) -> list[str]:
 
 
 def demo_referrals() -> list[dict[str, str]]:
+    """Made-up people, one or more per municipality, each eligible for the programme."""
     today = dt.date.today()
     plan = [("alkmaar", "focus2move", "bijstand"), ("alkmaar", "social-activation", "bijstand-wao"),
             ("bergen", "reintegration", "anw"), ("castricum", "social-activation", "wao"),
             ("heerhugowaard", "reintegration", "none"), ("heiloo", "social-activation", "bijstand")]
     return [
-        {"bsn": bsn, "municipality": m, "programme": p, "benefit": b,
+        {"bsn": bsn, "name": f"Demo Deelnemer {i + 1}", "date_of_birth": f"19{70 + i}-0{i + 1}-15",
+         "municipality": m, "programme": p, "benefit": b,
+         "uwv_registered_on": (today - dt.timedelta(days=90)).isoformat(),
+         "distance_to_labour_market": "large",
          "referred_on": (today - dt.timedelta(days=i)).isoformat(), "caseworker_id": f"demo-{i}"}
         for i, ((m, p, b), bsn) in enumerate(zip(plan, demo_bsns(len(plan)), strict=True))
     ]
@@ -104,8 +109,9 @@ def run(*, data_dir: Path, store: str = "sqlite", demo: bool = True) -> int:
         broker = stack.enter_context(discovery.kafka())
         print(f"Kafka: {broker.bootstrap_servers} ({broker.kind})", flush=True)
         asyncio.run(ensure_topics(broker.bootstrap_servers))
+        credentials, tokens = write_credentials(data_dir / "config")
         env = dict(os.environ, KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap_servers,
-                   TWEESPOOR_DATA_DIR=str(data_dir))
+                   TWEESPOOR_DATA_DIR=str(data_dir), TWEESPOOR_CREDENTIALS_FILE=str(credentials))
         if store == "postgres":
             postgres = stack.enter_context(discovery.postgres())
             for name in SERVICES:
@@ -119,13 +125,17 @@ def run(*, data_dir: Path, store: str = "sqlite", demo: bool = True) -> int:
             _wait_healthy(urls[name], processes[name])
         if demo:
             for body in demo_referrals():
-                httpx.post(f"{urls['intake']}/referrals", json=body, timeout=10).raise_for_status()
+                token = tokens[f"{body['municipality']}-case-system"]
+                httpx.post(f"{urls['intake']}/referrals", json=body, timeout=10,
+                           headers={"Authorization": f"Bearer {token}"}).raise_for_status()
             print(f"Demo: {len(demo_referrals())} referrals posted to intake.", flush=True)
         print("\nTweespoor is running:", flush=True)
         for name in SERVICES:
             print(f"  {name:<11} {urls[name]}/docs", flush=True)
         print(f"  counts      {urls['reporting']}/event-counts", flush=True)
         print(f"  logs        {log_dir}", flush=True)
+        print(f"  tokens      {credentials.parent / 'tokens.toml'} (one per client application)",
+              flush=True)
         print("Press Ctrl-C to stop.", flush=True)
         while not stop["now"]:
             for name, process in processes.items():

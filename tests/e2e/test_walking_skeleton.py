@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import tomllib
 
 import httpx
 import pytest
@@ -74,7 +75,9 @@ def test_a_referral_reaches_every_service_and_ctrl_c_leaves_nothing_behind(runni
     before = httpx.get(f"{urls['reporting']}/event-counts").json()["per_type"]
 
     body = demo_referrals()[0]
-    created = httpx.post(f"{urls['intake']}/referrals", json=body, timeout=10)
+    tokens = tomllib.loads((output.parent / "run" / "config" / "tokens.toml").read_text())
+    created = httpx.post(f"{urls['intake']}/referrals", json=body, timeout=10,
+                         headers={"Authorization": f"Bearer {tokens['alkmaar-case-system']}"})
     assert created.status_code == 201, created.text
     trajectory_id = created.json()["trajectory_id"]
 

@@ -1,19 +1,28 @@
-"""Intake's HTTP API for the municipal case systems: thin, errors as problem+json."""
+"""Intake's HTTP API for the municipal case systems: thin, errors as problem+json.
 
-from __future__ import annotations
+Every route needs a bearer credential; a municipality's credential sees only its own
+referrals and offers (another's answer 404, so existence does not leak).
+(No `from __future__ import annotations` here: FastAPI must see the local dependency
+aliases as objects, not as strings.)
+"""
+
 
 import datetime as dt
+import re
 import uuid
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import FastAPI, Path
+from fastapi import Depends, FastAPI, Header, Response
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from contracts import problems
+from contracts.access import Credentials, Principal, require
 from contracts.events import BenefitSituation, Programme
+from contracts.idempotency import fingerprint
 from contracts.municipalities import Municipality
-from intake.application import IntakeApplication
+from intake.application import IntakeApplication, Keyed, ReferralInput
 from intake.domain import is_valid_bsn
+from intake.privacy import Person
 
 
 def _bsn(value: str) -> str:
@@ -22,37 +31,175 @@ def _bsn(value: str) -> str:
     return value
 
 
-def _not_in_future(value: dt.date) -> dt.date:
+def _past(value: dt.date) -> dt.date:
     if value > dt.date.today():
         raise ValueError("must not be in the future")
     return value
 
 
-class ReferralRequest(BaseModel):
-    """A referral as the municipal case system sends it."""
+def _born(value: dt.date) -> dt.date:
+    if value < dt.date(1900, 1, 1):
+        raise ValueError("must be on or after 1900-01-01")
+    return _past(value)
 
+
+def _name(value: str) -> str:
+    if re.search(r"[\x00-\x1f\x7f]", value):
+        raise ValueError("must not contain control characters")
+    return value.strip()
+
+
+Bsn = Annotated[str, AfterValidator(_bsn)]
+PastDate = Annotated[dt.date, AfterValidator(_past)]
+Name = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_name)]
+CaseworkerId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")]
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=128,
+                                              description="Send the same key to retry safely.")]
+
+
+class PersonFields(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    bsn: Annotated[str, AfterValidator(_bsn)]
+    bsn: Bsn = Field(description="Citizen service number; passes the 11-test. Never leaves intake.")
+    name: Name
+    date_of_birth: Annotated[dt.date, AfterValidator(_born)]
+
+
+class ReferralRequest(PersonFields):
+    """A referral as the municipal case system sends it."""
+
     municipality: Municipality
     programme: Programme
-    benefit: BenefitSituation
-    referred_on: Annotated[dt.date, AfterValidator(_not_in_future)]
-    caseworker_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
+    benefit: BenefitSituation = Field(description="bijstand (Participatiewet, formerly WWB), wao, "
+                                                  "bijstand-wao (both), anw, or none (a Nugger)")
+    uwv_registered_on: PastDate | None = Field(None, description="Registration at UWV (formerly CWI)")
+    distance_to_labour_market: Literal["small", "large", "very-large", "unknown"]
+    referred_on: PastDate
+    caseworker_id: CaseworkerId
 
 
-def create_api(app: IntakeApplication) -> FastAPI:
-    api = FastAPI(title="Tweespoor intake", version="0.1.0",
-                  description="Referrals from the municipal case systems.")
+class WithdrawalRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    withdrawn_on: PastDate
+    reason: Literal["client-request", "moved-away", "back-on-benefit", "error", "other"]
+
+
+class JobOfferRequest(PersonFields):
+    """LBU: a job offered to a new applicant instead of a benefit."""
+
+    municipality: Municipality
+    offered_on: PastDate
+    caseworker_id: CaseworkerId
+
+
+class AcceptanceRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    accepted_on: PastDate
+    contract_starts_on: dt.date = Field(description="Start of the temporary contract at WNK")
+
+
+class RefusalRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    refused_on: PastDate
+
+
+class ReturnRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    returned_on: PastDate
+
+
+PROBLEM = {"content": {"application/problem+json": {}}}
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "No valid bearer token", **PROBLEM},
+    403: {"description": "The credential lacks the scope (or acts for another municipality)", **PROBLEM},
+    404: {"description": "Unknown, or belongs to another municipality", **PROBLEM},
+    422: {"description": "A field is invalid (named, with the reason; values are never echoed)", **PROBLEM},
+    503: {"description": "The store is unavailable; retry after Retry-After", **PROBLEM},
+}
+
+
+def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    extra = {409: {"description": "Conflicts with the current state (named, with what is allowed)", **PROBLEM}}
+    return {c: ERRORS.get(c) or extra[c] for c in (401, 403, 404, 422, 503, *codes)}
+
+
+def create_api(app: IntakeApplication, credentials: Credentials) -> FastAPI:
+    api = FastAPI(title="Tweespoor intake", version="0.2.0",
+                  description="Referrals and LBU job offers from the municipal case systems. "
+                              "Personal data is accepted here and nowhere else.")
     problems.install(api)
+    writer = Annotated[Principal, Depends(require(credentials, "referrals:write", "municipality"))]
+    reader = Annotated[Principal, Depends(require(credentials, "referrals:read"))]
+    personal = Annotated[Principal, Depends(require(credentials, "persons:read"))]
 
-    @api.post("/referrals", status_code=201)
-    def refer(request: ReferralRequest) -> dict[str, Any]:
-        return app.refer(**request.model_dump())
+    def own(caller: Principal, municipality: str) -> None:
+        if not caller.sees_municipality(municipality):
+            raise problems.Problem(403, "Forbidden", "A municipality refers only its own clients.")
 
-    @api.get("/referrals/{referral_id}")
-    def referral(referral_id: Annotated[uuid.UUID, Path()]) -> dict[str, Any]:
-        return app.referral(referral_id)
+    @api.post("/referrals", status_code=201, responses=_errors(409))
+    def refer(request: ReferralRequest, caller: writer, response: Response,
+              idempotency_key: IdempotencyKey = None) -> dict[str, Any]:
+        """Refer a client; eligible referrals open a trajectory, ineligible ones are recorded
+        as rejected with the reasons. The same Idempotency-Key returns the first answer."""
+        own(caller, request.municipality)
+        fields = request.model_dump()
+        person = Person(fields.pop("bsn"), fields.pop("name"), fields.pop("date_of_birth"))
+        keyed = Keyed(caller.id, idempotency_key, fingerprint(request.model_dump(mode="json"))) \
+            if idempotency_key else None
+        status, body = app.refer(ReferralInput(person=person, **fields), keyed)
+        response.status_code = status
+        return body
+
+    @api.get("/referrals/{referral_id}", responses=_errors())
+    def referral(referral_id: uuid.UUID, caller: reader) -> dict[str, Any]:
+        """A referral's status and history."""
+        return app.referral(referral_id, caller)
+
+    @api.post("/referrals/{referral_id}/withdrawal", responses=_errors(409))
+    def withdraw(referral_id: uuid.UUID, request: WithdrawalRequest, caller: writer) -> dict[str, Any]:
+        """Withdraw an open referral; its trajectory is closed by the trajectory service."""
+        return app.withdraw(referral_id, caller, **request.model_dump())
+
+    @api.get("/referrals/{referral_id}/person", responses={**_errors(), 410: {"description": "Erased", **PROBLEM}})
+    def person(referral_id: uuid.UUID, caller: personal) -> dict[str, Any]:
+        """Whom the referral is about: only for credentials with the persons:read scope."""
+        return app.person(referral_id, caller)
+
+    @api.post("/job-offers", status_code=201, responses=_errors())
+    def offer(request: JobOfferRequest, caller: writer, response: Response,
+              idempotency_key: IdempotencyKey = None) -> dict[str, Any]:
+        """LBU: record a job offered instead of a benefit."""
+        own(caller, request.municipality)
+        fields = request.model_dump()
+        person = Person(fields.pop("bsn"), fields.pop("name"), fields.pop("date_of_birth"))
+        keyed = Keyed(caller.id, idempotency_key, fingerprint(request.model_dump(mode="json"))) \
+            if idempotency_key else None
+        status, body = app.offer_job(person, keyed=keyed, **fields)
+        response.status_code = status
+        return body
+
+    @api.get("/job-offers/{offer_id}", responses=_errors())
+    def job_offer(offer_id: uuid.UUID, caller: reader) -> dict[str, Any]:
+        return app.job_offer(offer_id, caller)
+
+    @api.post("/job-offers/{offer_id}/acceptance", responses=_errors(409))
+    def accept(offer_id: uuid.UUID, request: AcceptanceRequest, caller: writer) -> dict[str, Any]:
+        """The applicant takes the job: a temporary WNK contract and a Focus2Move trajectory."""
+        return app.accept_offer(offer_id, caller, **request.model_dump())
+
+    @api.post("/job-offers/{offer_id}/refusal", responses=_errors(409))
+    def refuse(offer_id: uuid.UUID, request: RefusalRequest, caller: writer) -> dict[str, Any]:
+        """The applicant refuses; the response period starts."""
+        return app.refuse_offer(offer_id, caller, **request.model_dump())
+
+    @api.post("/job-offers/{offer_id}/return", responses=_errors(409))
+    def returned(offer_id: uuid.UUID, request: ReturnRequest, caller: writer) -> dict[str, Any]:
+        """The applicant came back for a benefit (also after joining the unknown cohort)."""
+        return app.record_return(offer_id, caller, **request.model_dump())
 
     @api.get("/health")
     def health() -> dict[str, str]:

@@ -1,81 +1,399 @@
-"""Intake's use cases: the service layer between the API and the referral aggregate."""
+"""Intake's use cases: the service layer between the API and the aggregates.
+
+Methods take primitives and return plain dicts with no personal data; the only way
+back from a pseudonym to a person is `person()`, for callers allowed to see it.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.application import AggregateNotFoundError, ProcessingEvent
+from eventsourcing.persistence import IntegrityError
 
-from contracts.events import ClientReferred, Event
+from contracts.access import Principal
+from contracts.envelope import Attributes
+from contracts.events import (
+    ClientReferred, DestinationUnknown, Event, JobOfferAccepted, JobOfferMade, JobOfferRefused,
+    PlacedInJob, ReferralRejected, ReferralWithdrawn, ReturnedForBenefit, TrajectoryClosed,
+    TrajectoryOpened,
+)
+from contracts.idempotency import IdempotencyRecord, replay
 from contracts.problems import Problem
 from contracts.service import ServiceApplication
-from intake.domain import Referral, client_pseudonym
+from intake.domain import OpenReferral, Referral, ReferralError, TrajectoryLink, client_pseudonym
+from intake.eligibility import REASONS, Applicant, reasons_against
+from intake.lbu import DEFAULT_RESPONSE_WEEKS, JobOffer, RefusedOffers
+from intake.privacy import KeyStore, MemoryKeyStore, Person, SqlKeyStore, Vault
+
+
+@dataclass(frozen=True)
+class IntakeConfig:
+    pseudonym_key: bytes
+    focus2move_municipalities: frozenset[str] = frozenset({"alkmaar"})
+    lbu_response_weeks: int = DEFAULT_RESPONSE_WEEKS
+
+
+@dataclass(frozen=True)
+class Keyed:
+    """An idempotency key within a caller's scope, and the request's fingerprint."""
+
+    scope: str
+    key: str
+    request: str
+
+
+@dataclass(frozen=True)
+class ReferralInput:
+    person: Person = field(repr=False)
+    municipality: str
+    programme: str
+    benefit: str
+    uwv_registered_on: dt.date | None
+    distance_to_labour_market: str
+    referred_on: dt.date
+    caseworker_id: str
 
 
 class IntakeApplication(ServiceApplication):
-    """Receives referrals from the municipal case systems."""
+    """Receives referrals and LBU job offers from the municipal case systems."""
 
     name = "intake"
     group = "intake"
+    consumes = (TrajectoryOpened, PlacedInJob, TrajectoryClosed)
 
-    def __init__(self, env: dict[str, str] | None = None, *, pseudonym_key: bytes) -> None:
+    def __init__(self, env: dict[str, str] | None = None, *, config: IntakeConfig,
+                 keys: KeyStore | None = None,
+                 clock: Callable[[], dt.date] = dt.date.today) -> None:
         super().__init__(env)
-        self.pseudonym_key = pseudonym_key
+        self.config = config
+        self.clock = clock
+        self.vault = Vault(keys or self._key_store())
 
-    def refer(
-        self,
-        *,
-        bsn: str,
-        municipality: str,
-        programme: str,
-        benefit: str,
-        referred_on: dt.date,
-        caseworker_id: str,
-    ) -> dict[str, Any]:
+    def _key_store(self) -> KeyStore:
+        datastore = getattr(self.recorder, "datastore", None)
+        if datastore is None:
+            return MemoryKeyStore()
+        placeholder = "%s" if "postgres" in type(datastore).__module__ else "?"
+        return SqlKeyStore(datastore, placeholder)
+
+    # --- referrals ---------------------------------------------------------------------
+
+    def refer(self, referral: ReferralInput, keyed: Keyed | None = None) -> tuple[int, dict[str, Any]]:
+        """Records a referral and decides on it; (201, summary), or the first answer again."""
+        for attempt in range(3):
+            if keyed and (first := replay(self, keyed.scope, keyed.key, keyed.request)):
+                return first
+            try:
+                return self._refer(referral, keyed)
+            except IntegrityError:  # a concurrent request won the race: look again
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _refer(self, given: ReferralInput, keyed: Keyed | None) -> tuple[int, dict[str, Any]]:
+        client_id = client_pseudonym(given.person.bsn, self.config.pseudonym_key)
         referral = Referral(
-            trajectory_id=uuid.uuid4(),
-            client_id=client_pseudonym(bsn, self.pseudonym_key),
-            municipality=municipality,
-            programme=programme,
-            benefit=benefit,
-            referred_on=referred_on,
-            caseworker_id=caseworker_id,
+            client_id=client_id, sealed_person=self.vault.seal(client_id, given.person),
+            municipality=given.municipality, programme=given.programme, benefit=given.benefit,
+            uwv_registered_on=given.uwv_registered_on,
+            distance_to_labour_market=given.distance_to_labour_market,
+            referred_on=given.referred_on, caseworker_id=given.caseworker_id,
+            route="referral", wnk_contract_starts_on=None,
         )
-        self.save(referral)
-        return self.referral(referral.id)
+        applicant = Applicant(given.municipality, given.programme, given.benefit,
+                              given.uwv_registered_on, given.distance_to_labour_market,
+                              given.referred_on)
+        reasons = reasons_against(applicant, self.config.focus2move_municipalities)
+        changed: list[Any] = [referral]
+        if reasons:
+            referral.reject(reasons, self.clock())
+        else:
+            changed += self._hold_slot(client_id, given.programme, referral.id)
+            referral.accept(self.clock())
+            changed.append(TrajectoryLink(referral.trajectory_id, referral.id))
+        body = self._summary(referral)
+        if keyed:
+            changed.append(IdempotencyRecord(keyed.scope, keyed.key, keyed.request, 201, body))
+        self.save(*changed)
+        return 201, body
 
-    def referral(self, referral_id: uuid.UUID) -> dict[str, Any]:
+    def _hold_slot(self, client_id: uuid.UUID, programme: str, referral_id: uuid.UUID) -> list[Any]:
+        """The (person, programme) slot, held for this referral; 409 if another holds it."""
+        slot_id = OpenReferral.create_id(client_id, programme)
+        try:
+            slot: OpenReferral = self.repository.get(slot_id)
+        except AggregateNotFoundError:
+            slot = OpenReferral(client_id, programme)
+        if slot.referral_id is not None:
+            existing: Referral = self.repository.get(slot.referral_id)
+            if existing.is_open:
+                raise Problem(409, "Already referred",
+                              "This person has an open referral to this programme.",
+                              existing=f"/referrals/{existing.id}")
+        slot.hold(referral_id)
+        return [slot]
+
+    def referral(self, referral_id: uuid.UUID, caller: Principal) -> dict[str, Any]:
+        return self._summary(self._referral_for(referral_id, caller))
+
+    def withdraw(self, referral_id: uuid.UUID, caller: Principal, *, withdrawn_on: dt.date,
+                 reason: str) -> dict[str, Any]:
+        referral = self._referral_for(referral_id, caller)
+        try:
+            referral.withdraw(withdrawn_on, reason)
+        except ReferralError as error:
+            raise Problem(409, "Referral not open",
+                          f"The referral is {error.state}; only an open referral can be withdrawn.",
+                          state=error.state, allowed=list(error.allowed)) from None
+        self.save(referral, *self._release_slot(referral))
+        return self._summary(referral)
+
+    def _release_slot(self, referral: Referral) -> list[Any]:
+        try:
+            slot: OpenReferral = self.repository.get(
+                OpenReferral.create_id(referral.client_id, referral.programme))
+        except AggregateNotFoundError:
+            return []
+        if slot.referral_id != referral.id:
+            return []
+        slot.release()
+        return [slot]
+
+    def person(self, referral_id: uuid.UUID, caller: Principal) -> dict[str, Any]:
+        """Whom a referral is about, for a caller allowed to know; 410 once erased."""
+        referral = self._referral_for(referral_id, caller)
+        person = self.vault.open(referral.client_id, referral.sealed_person)
+        if person is None:
+            raise Problem(410, "Personal data erased")
+        return {"client_id": str(referral.client_id), "bsn": person.bsn, "name": person.name,
+                "date_of_birth": person.date_of_birth.isoformat()}
+
+    def _referral_for(self, referral_id: uuid.UUID, caller: Principal) -> Referral:
+        """The referral, if the caller's tenant may know it exists; else 404."""
         try:
             referral: Referral = self.repository.get(referral_id)
         except AggregateNotFoundError:
-            raise Problem(404, "Referral not found") from None
+            referral = None  # type: ignore[assignment]
+        if not isinstance(referral, Referral) or not caller.sees_municipality(referral.municipality):
+            raise Problem(404, "Referral not found")
+        return referral
+
+    @staticmethod
+    def _summary(referral: Referral) -> dict[str, Any]:
         return {
             "referral_id": str(referral.id),
-            "trajectory_id": str(referral.trajectory_id),
+            "trajectory_id": str(referral.trajectory_id) if referral.status != "rejected" else None,
             "client_id": str(referral.client_id),
             "municipality": referral.municipality,
             "programme": referral.programme,
+            "route": referral.route,
             "status": referral.status,
+            "reasons": [{"code": c, "reason": REASONS.get(c, c)} for c in referral.reasons],
             "referred_on": referral.referred_on.isoformat(),
+            "history": [{"status": s, "on": d.isoformat()} for s, d in referral.history],
         }
 
+    # --- LBU: a job instead of a benefit ------------------------------------------------
 
-def integration_events(domain_event: Any) -> Sequence[tuple[str, Event]]:
-    """Translates intake's domain events into what other services may know of them."""
-    if isinstance(domain_event, Referral.Received):
-        return [(
-            domain_event.municipality,
-            ClientReferred(
-                trajectory_id=domain_event.trajectory_id,
-                referral_id=domain_event.originator_id,
-                client_id=domain_event.client_id,
-                municipality=domain_event.municipality,
-                programme=domain_event.programme,
-                benefit=domain_event.benefit,
-                referred_on=domain_event.referred_on,
-            ),
-        )]
-    return []
+    def offer_job(self, person: Person, *, municipality: str, offered_on: dt.date,
+                  caseworker_id: str, keyed: Keyed | None = None) -> tuple[int, dict[str, Any]]:
+        if keyed and (first := replay(self, keyed.scope, keyed.key, keyed.request)):
+            return first
+        client_id = client_pseudonym(person.bsn, self.config.pseudonym_key)
+        offer = JobOffer(trajectory_id=uuid.uuid4(), client_id=client_id,
+                         sealed_person=self.vault.seal(client_id, person),
+                         municipality=municipality, offered_on=offered_on,
+                         caseworker_id=caseworker_id)
+        body = self._offer_summary(offer)
+        extra = [IdempotencyRecord(keyed.scope, keyed.key, keyed.request, 201, body)] if keyed else []
+        try:
+            self.save(offer, *extra)
+        except IntegrityError:
+            if keyed and (first := replay(self, keyed.scope, keyed.key, keyed.request)):
+                return first
+            raise
+        return 201, body
+
+    def job_offer(self, offer_id: uuid.UUID, caller: Principal) -> dict[str, Any]:
+        return self._offer_summary(self._offer_for(offer_id, caller))
+
+    def accept_offer(self, offer_id: uuid.UUID, caller: Principal, *, accepted_on: dt.date,
+                     contract_starts_on: dt.date) -> dict[str, Any]:
+        """The applicant takes the job: a Focus2Move trajectory starts at WNK."""
+        offer = self._offer_for(offer_id, caller)
+        referral = Referral(
+            client_id=offer.client_id, sealed_person=offer.sealed_person,
+            municipality=offer.municipality, programme="focus2move", benefit="none",
+            uwv_registered_on=None, distance_to_labour_market="unknown",
+            referred_on=accepted_on, caseworker_id=offer.caseworker_id,
+            route="lbu", wnk_contract_starts_on=contract_starts_on,
+        )
+        with _conflict(offer):
+            offer.accept(accepted_on, contract_starts_on, referral.id)
+        slot = self._hold_slot(offer.client_id, "focus2move", referral.id)
+        referral.accept(accepted_on)
+        self.save(offer, referral, *slot, TrajectoryLink(referral.trajectory_id, referral.id),
+                  *self._unwatch(offer))
+        return self._offer_summary(offer)
+
+    def refuse_offer(self, offer_id: uuid.UUID, caller: Principal, *, refused_on: dt.date) -> dict[str, Any]:
+        offer = self._offer_for(offer_id, caller)
+        with _conflict(offer):
+            offer.refuse(refused_on, self.config.lbu_response_weeks)
+        watchlist = self._watchlist(offer.municipality)
+        watchlist.watch(offer.id, offer.respond_by)
+        self.save(offer, watchlist)
+        return self._offer_summary(offer)
+
+    def record_return(self, offer_id: uuid.UUID, caller: Principal, *, returned_on: dt.date) -> dict[str, Any]:
+        """The applicant came back for a benefit (before or after the deadline)."""
+        offer = self._offer_for(offer_id, caller)
+        with _conflict(offer):
+            offer.record_return(returned_on)
+        self.save(offer, *self._unwatch(offer))
+        return self._offer_summary(offer)
+
+    def mark_unknown_destinations(self, municipalities: Sequence[str]) -> int:
+        """The timer: refused offers past their deadline join the unknown cohort, once.
+
+        Safe to run twice or in two processes: each offer and watchlist changes under
+        optimistic concurrency, so a second run finds nothing due or loses the race.
+        """
+        today, marked = self.clock(), 0
+        for municipality in municipalities:
+            watchlist = self._watchlist(municipality)
+            for offer_id in watchlist.due(today):
+                offer: JobOffer = self.repository.get(offer_id)
+                if offer.is_overdue(today):
+                    offer.mark_destination_unknown(today)
+                    marked += 1
+                watchlist.unwatch(offer_id)
+                try:
+                    self.save(offer, watchlist)
+                except IntegrityError:
+                    return marked  # another run is at it; it will finish the job
+        return marked
+
+    def _watchlist(self, municipality: str) -> RefusedOffers:
+        try:
+            return self.repository.get(RefusedOffers.create_id(municipality))
+        except AggregateNotFoundError:
+            return RefusedOffers(municipality)
+
+    def _unwatch(self, offer: JobOffer) -> list[Any]:
+        watchlist = self._watchlist(offer.municipality)
+        if str(offer.id) not in watchlist.pending:
+            return []
+        watchlist.unwatch(offer.id)
+        return [watchlist]
+
+    def _offer_for(self, offer_id: uuid.UUID, caller: Principal) -> JobOffer:
+        try:
+            offer = self.repository.get(offer_id)
+        except AggregateNotFoundError:
+            offer = None
+        if not isinstance(offer, JobOffer) or not caller.sees_municipality(offer.municipality):
+            raise Problem(404, "Job offer not found")
+        return offer
+
+    @staticmethod
+    def _offer_summary(offer: JobOffer) -> dict[str, Any]:
+        return {
+            "offer_id": str(offer.id),
+            "client_id": str(offer.client_id),
+            "municipality": offer.municipality,
+            "state": offer.state,
+            "respond_by": offer.respond_by.isoformat() if offer.respond_by else None,
+            "referral_id": str(offer.referral_id) if offer.referral_id else None,
+            "allowed_next": list(offer.allowed_next()),
+            "history": [{"state": s, "on": d.isoformat()} for s, d in offer.history],
+        }
+
+    # --- what trajectory tells intake --------------------------------------------------
+
+    def on_event(self, event: Event, attributes: Attributes,
+                 processing_event: ProcessingEvent[uuid.UUID]) -> None:
+        try:
+            link: TrajectoryLink = self.repository.get(event.trajectory_id)
+        except AggregateNotFoundError:
+            return  # a trajectory intake did not open: nothing to follow
+        referral: Referral = self.repository.get(link.referral_id)
+        if isinstance(event, TrajectoryOpened):
+            referral.trajectory_started(event.opened_on)
+        elif isinstance(event, PlacedInJob):
+            referral.trajectory_placed(event.starts_on)
+        elif isinstance(event, TrajectoryClosed):
+            referral.trajectory_closed(event.closed_on, event.reason)
+            processing_event.collect_events(*self._release_slot(referral))
+        processing_event.collect_events(referral)
+
+    # --- what intake tells the others --------------------------------------------------
+
+    def integration_events(self, domain_event: Any) -> Sequence[tuple[str, Event]]:
+        """Translates intake's domain events into what other services may know of them."""
+        kind = type(domain_event)
+        if kind in (Referral.Accepted, Referral.Rejected, Referral.Withdrawn):
+            referral: Referral = self.repository.get(domain_event.originator_id,
+                                                     version=domain_event.originator_version)
+            return [(referral.municipality, _referral_event(referral, domain_event))]
+        if kind in (JobOffer.Made, JobOffer.Accepted, JobOffer.Refused,
+                    JobOffer.DestinationUnknown, JobOffer.Returned):
+            offer: JobOffer = self.repository.get(domain_event.originator_id,
+                                                  version=domain_event.originator_version)
+            return [(offer.municipality, _offer_event(offer, domain_event))]
+        return []
+
+
+def _referral_event(referral: Referral, domain_event: Any) -> Event:
+    common = {"trajectory_id": referral.trajectory_id, "referral_id": referral.id,
+              "municipality": referral.municipality}
+    if isinstance(domain_event, Referral.Accepted):
+        return ClientReferred(**common, client_id=referral.client_id, programme=referral.programme,
+                              benefit=referral.benefit, referred_on=referral.referred_on,
+                              route=referral.route,
+                              wnk_contract_starts_on=referral.wnk_contract_starts_on)
+    if isinstance(domain_event, Referral.Rejected):
+        return ReferralRejected(**common, client_id=referral.client_id, programme=referral.programme,
+                                reason_code=referral.reasons[0], reason_codes=tuple(referral.reasons),
+                                rejected_on=domain_event.decided_on)
+    return ReferralWithdrawn(**common, withdrawn_on=domain_event.withdrawn_on,
+                             reason=domain_event.reason)
+
+
+def _offer_event(offer: JobOffer, domain_event: Any) -> Event:
+    common = {"trajectory_id": offer.trajectory_id, "offer_id": offer.id,
+              "client_id": offer.client_id, "municipality": offer.municipality}
+    match domain_event:
+        case JobOffer.Made():
+            return JobOfferMade(**common, offered_on=offer.offered_on)
+        case JobOffer.Accepted():
+            return JobOfferAccepted(**common, accepted_on=domain_event.accepted_on,
+                                    contract_starts_on=domain_event.contract_starts_on)
+        case JobOffer.Refused():
+            return JobOfferRefused(**common, refused_on=domain_event.refused_on,
+                                   respond_by=domain_event.respond_by)
+        case JobOffer.DestinationUnknown():
+            return DestinationUnknown(**common, since=domain_event.since)
+    return ReturnedForBenefit(**common, returned_on=domain_event.returned_on,
+                              from_unknown_destination=domain_event.from_unknown_destination)
+
+
+class _conflict:
+    """Turns a command that does not fit the offer's state into a 409 naming it."""
+
+    def __init__(self, offer: JobOffer) -> None:
+        self.offer = offer
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: Any, error: Any, tb: Any) -> None:
+        if isinstance(error, ReferralError):
+            raise Problem(409, "Not possible now",
+                          f"The offer is {error.state}.", state=error.state,
+                          allowed=list(error.allowed)) from None

@@ -2,31 +2,55 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 
+from contracts.access import Credentials
+from contracts.municipalities import MUNICIPALITIES
 from contracts.runtime import Service, Settings, serve
 from contracts.service import store_env
-from contracts.topics import INTAKE_EVENTS
+from contracts.topics import INTAKE_EVENTS, TRAJECTORY_EVENTS
 from intake.api import create_api
-from intake.application import IntakeApplication, integration_events
+from intake.application import IntakeApplication, IntakeConfig
 
 log = logging.getLogger(__name__)
 
 DEVELOPMENT_KEY = "development-only-pseudonym-key"
 
 
-def build(settings: Settings, pseudonym_key: bytes) -> Service:
-    app = IntakeApplication(store_env(settings.database_url), pseudonym_key=pseudonym_key)
-    return Service(settings=settings, app=app, api=create_api(app),
-                   publishes_to=INTAKE_EVENTS, translate=integration_events)
+def config_from_env(env: dict[str, str]) -> IntakeConfig:
+    key = env.get("INTAKE_PSEUDONYM_KEY")
+    if not key:
+        log.warning("pseudonym_key_missing: using the development key; set INTAKE_PSEUDONYM_KEY")
+    focus2move = env.get("INTAKE_FOCUS2MOVE_MUNICIPALITIES", "alkmaar")
+    return IntakeConfig(
+        pseudonym_key=(key or DEVELOPMENT_KEY).encode(),
+        focus2move_municipalities=frozenset(m for m in focus2move.split(",") if m),
+        lbu_response_weeks=int(env.get("INTAKE_LBU_RESPONSE_WEEKS", "13")),
+    )
+
+
+def build(settings: Settings, env: dict[str, str] | None = None) -> Service:
+    env = dict(os.environ if env is None else env)
+    app = IntakeApplication(store_env(settings.database_url), config=config_from_env(env))
+    interval = float(env.get("INTAKE_TIMER_SECONDS", "60"))
+
+    async def lbu_timer() -> None:
+        """Refused job offers past their deadline join the unknown-destination cohort."""
+        while True:
+            marked = await asyncio.to_thread(app.mark_unknown_destinations, MUNICIPALITIES)
+            if marked:
+                log.info("lbu_destination_unknown", extra={"offers": marked})
+            await asyncio.sleep(interval)
+
+    return Service(settings=settings, app=app, api=create_api(app, Credentials.from_env(env)),
+                   publishes_to=INTAKE_EVENTS, translate=app.integration_events,
+                   consumes_from=(TRAJECTORY_EVENTS,), background=(lbu_timer,))
 
 
 def cli() -> None:
-    key = os.environ.get("INTAKE_PSEUDONYM_KEY")
-    if not key:
-        log.warning("pseudonym_key_missing: using the development key; set INTAKE_PSEUDONYM_KEY")
-    serve(build(Settings.from_env("intake"), (key or DEVELOPMENT_KEY).encode()))
+    serve(build(Settings.from_env("intake")))
 
 
 if __name__ == "__main__":
