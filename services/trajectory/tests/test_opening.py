@@ -59,7 +59,7 @@ def test_offsets_are_tracked_per_partition(app):
 def test_events_it_does_not_consume_are_ignored_without_effect(app):
     referred = client_referred()
     opened = envelope(
-        TrajectoryOpened(**referred.data.model_dump(exclude={"benefit", "referred_on"}),
+        TrajectoryOpened(**referred.data.model_dump(include={"trajectory_id", "referral_id", "client_id", "municipality", "programme"}),
                          opened_on=dt.date(2026, 11, 1)),
         source=source_urn("heiloo", "tweespoor-trajectory"), origin="t/1/0", sequence=1, time=NOW)
     assert app.apply(opened, TOPIC, 0, 0) is Outcome.IGNORED
