@@ -269,14 +269,15 @@ class IntakeApplication(ServiceApplication):
             watchlist = self._watchlist(municipality)
             for offer_id in watchlist.due(today):
                 offer: JobOffer = self.repository.get(offer_id)
-                if offer.is_overdue(today):
+                overdue = offer.is_overdue(today)
+                if overdue:
                     offer.mark_destination_unknown(today)
-                    marked += 1
                 watchlist.unwatch(offer_id)
                 try:
                     self.save(offer, watchlist)
                 except IntegrityError:
                     return marked  # another run is at it; it will finish the job
+                marked += overdue
         return marked
 
     def _watchlist(self, municipality: str) -> RefusedOffers:
