@@ -21,8 +21,8 @@ def _entries() -> list[dict[str, Any]]:
     entries: list[dict[str, Any]] = []
     for m in MUNICIPALITIES:
         entries.append({"id": f"{m}-case-system", "kind": "municipality", "municipality": m,
-                        "scopes": ["referrals:read", "referrals:write", "trajectories:read",
-                                   "coaching:read", "reports:read"]})
+                        "scopes": ["referrals:read", "referrals:write", "persons:read",
+                                   "trajectories:read", "coaching:read", "reports:read"]})
         entries.append({"id": f"{m}-staff", "kind": "staff", "municipality": m,
                         "scopes": ["reports:read", "dashboard:read"]})
         entries.append({"id": f"{m}-coach", "kind": "coach", "municipality": m,

@@ -85,8 +85,9 @@ class SqlKeyStore:
 
     def shred(self, client_id: uuid.UUID) -> bool:
         with self._datastore.transaction(commit=True) as cursor:
-            cursor.execute(f"DELETE FROM person_keys WHERE client_id = {self._p}", (str(client_id),))
-            return cursor.rowcount == 1
+            cursor.execute(f"DELETE FROM person_keys WHERE client_id = {self._p} RETURNING client_id",
+                           (str(client_id),))
+            return cursor.fetchone() is not None
 
 
 class Vault:

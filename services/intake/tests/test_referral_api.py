@@ -132,10 +132,21 @@ def test_bad_fields_answer_problem_json_naming_the_field_not_the_value(client, t
         assert value not in response.text
 
 
-def test_the_person_is_only_for_credentials_that_may_see_it(client, tokens):
+def test_the_person_is_only_for_credentials_that_may_see_it(client, tokens, app):
     created = client.post("/referrals", json=body(), headers=auth(tokens)).json()
-    response = client.get(f"/referrals/{created['referral_id']}/person", headers=auth(tokens))
-    assert response.status_code == 403
+    path = f"/referrals/{created['referral_id']}/person"
+    person = client.get(path, headers=auth(tokens)).json()
+    assert (person["bsn"], person["name"], person["date_of_birth"]) == (BSN, NAME, "1980-04-12")
+    assert client.get(path, headers=auth(tokens, "alkmaar-staff")).status_code == 403
+    assert client.get(path, headers=auth(tokens, "bergen-case-system")).status_code == 404
+
+
+def test_once_a_persons_key_is_gone_their_data_is_unreadable_and_the_rest_stays(client, tokens, app):
+    created = client.post("/referrals", json=body(), headers=auth(tokens)).json()
+    assert app.vault.keys.shred(uuid.UUID(created["client_id"]))
+    gone = client.get(f"/referrals/{created['referral_id']}/person", headers=auth(tokens))
+    assert gone.status_code == 410
+    assert client.get(f"/referrals/{created['referral_id']}", headers=auth(tokens)).json()["status"] == "referred"
 
 
 def test_malformed_requests_are_problems_never_500(client, tokens):
