@@ -120,6 +120,7 @@ def run(*, data_dir: Path, store: str = "sqlite", demo: bool = True) -> int:
             print(f"PostgreSQL: {postgres.kind}", flush=True)
         urls = {n: f"http://127.0.0.1:{env.get(f'{n.upper()}_PORT', DEFAULT_PORTS[n])}"
                 for n in SERVICES}
+        env.setdefault("REPORTING_INTAKE_URL", urls["intake"])
         processes = stack.enter_context(_services(env, log_dir))
         for name in SERVICES:
             _wait_healthy(urls[name], processes[name])
@@ -132,7 +133,7 @@ def run(*, data_dir: Path, store: str = "sqlite", demo: bool = True) -> int:
         print("\nTweespoor is running:", flush=True)
         for name in SERVICES:
             print(f"  {name:<11} {urls[name]}/docs", flush=True)
-        print(f"  counts      {urls['reporting']}/event-counts", flush=True)
+        print(f"  dashboard   {urls['reporting']}/dashboard (sign in with a *-staff token)", flush=True)
         print(f"  logs        {log_dir}", flush=True)
         print(f"  tokens      {credentials.parent / 'tokens.toml'} (one per client application)",
               flush=True)

@@ -72,19 +72,19 @@ def running(request, bootstrap, tmp_path):
 
 def test_a_referral_reaches_every_service_and_ctrl_c_leaves_nothing_behind(running):
     process, urls, ports, output = running
-    before = httpx.get(f"{urls['reporting']}/event-counts").json()["per_type"]
+    tokens = tomllib.loads((output.parent / "run" / "config" / "tokens.toml").read_text())
+    auth = {"Authorization": f"Bearer {tokens['alkmaar-case-system']}"}
+    before = httpx.get(f"{urls['reporting']}/event-counts", headers=auth).json()["per_type"]
 
     body = demo_referrals()[0]
-    tokens = tomllib.loads((output.parent / "run" / "config" / "tokens.toml").read_text())
-    created = httpx.post(f"{urls['intake']}/referrals", json=body, timeout=10,
-                         headers={"Authorization": f"Bearer {tokens['alkmaar-case-system']}"})
+    created = httpx.post(f"{urls['intake']}/referrals", json=body, timeout=10, headers=auth)
     assert created.status_code == 201, created.text
     trajectory_id = created.json()["trajectory_id"]
 
     until(lambda: httpx.get(f"{urls['trajectory']}/trajectories/{trajectory_id}").status_code == 200)
     referred = "nl.reintegratie.referral.client-referred.v1"
     opened = "nl.reintegratie.trajectory.opened.v1"
-    counts = until(lambda: (c := httpx.get(f"{urls['reporting']}/event-counts").json()["per_type"])
+    counts = until(lambda: (c := httpx.get(f"{urls['reporting']}/event-counts", headers=auth).json()["per_type"])
                    .get(opened, 0) > before.get(opened, 0) and c)
     assert counts[referred] == before.get(referred, 0) + 1
     assert counts[opened] == before.get(opened, 0) + 1

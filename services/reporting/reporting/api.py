@@ -1,27 +1,140 @@
-"""Reporting's HTTP API: the read models as JSON, errors as problem+json."""
+"""Reporting's HTTP API: the figures as JSON, the exports as CSV, and the dashboard.
+Errors are problem+json. (No `from __future__ import annotations`: FastAPI must see the
+local dependency aliases as objects.)"""
 
-from __future__ import annotations
+import datetime as dt
+from typing import Annotated, Any
 
-from typing import Any
-
-from fastapi import FastAPI
+import httpx
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.responses import PlainTextResponse
 
 from contracts import problems
+from contracts.access import Credentials, Principal, require
+from contracts.municipalities import MUNICIPALITIES, Municipality
+from contracts.problems import Problem
+from reporting.dashboard import install_dashboard
+from reporting.exports import esf_participants, provider_sheet, srg_provisions
+from reporting.figures import Filters, coaching_figures, lbu_figures, provider_results, trajectory_figures
 from reporting.store import ReportingStore
 
+PROBLEM = {"content": {"application/problem+json": {}}}
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "No valid bearer token", **PROBLEM},
+    403: {"description": "The credential lacks the scope, or asks for another municipality", **PROBLEM},
+    422: {"description": "A parameter is invalid", **PROBLEM},
+    503: {"description": "The store is unavailable; retry after Retry-After", **PROBLEM},
+}
 
-def create_api(store: ReportingStore) -> FastAPI:
-    api = FastAPI(title="Tweespoor reporting", version="0.1.0",
-                  description="Read models rebuilt from Kafka.")
+
+def municipalities_for(caller: Principal, asked: list[str] | None) -> list[str]:
+    """The municipalities a caller may see, narrowed to those asked for."""
+    allowed = list(MUNICIPALITIES) if caller.municipality is None else [caller.municipality]
+    if caller.kind == "staff" and caller.municipality is None and not caller.may("reports:combined"):
+        allowed = []
+    if not asked:
+        return allowed
+    if not set(asked) <= set(allowed):
+        raise Problem(403, "Forbidden", "This credential sees only its own municipality.")
+    return sorted(set(asked))
+
+
+def create_api(store: ReportingStore, credentials: Credentials, *, intake_url: str | None = None,
+               today=dt.date.today) -> FastAPI:
+    api = FastAPI(title="Tweespoor reporting", version="0.2.0",
+                  description="Figures and exports from read models rebuilt from Kafka. A "
+                              "municipality's credential sees only that municipality.")
     problems.install(api)
+    reader = Annotated[Principal, Depends(require(credentials, "reports:read"))]
 
-    @api.get("/event-counts")
-    def event_counts() -> dict[str, Any]:
-        counts = store.event_counts()
-        return {"total": sum(counts.values()), "per_type": counts}
+    def filters(programme: Annotated[str | None, Query(pattern="^(social-activation|reintegration|focus2move)$")] = None,
+                provider: Annotated[str | None, Query(max_length=80)] = None,
+                discipline: Annotated[str | None, Query(max_length=80)] = None,
+                start: dt.date | None = None, end: dt.date | None = None) -> Filters:
+        return Filters(programme, provider, discipline, start, end)
+
+    Narrowing = Annotated[Filters, Depends(filters)]
+    Asked = Annotated[list[Municipality] | None, Query(description="Municipalities (default: all the credential may see)")]
+
+    def figures_for(caller: Principal, municipality: list[str] | None, narrowing: Filters) -> dict[str, Any]:
+        scope = municipalities_for(caller, municipality)
+        docs = store.documents("trajectory", scope)
+        return {
+            "municipalities": scope,
+            "filters": {k: (v.isoformat() if isinstance(v, dt.date) else v)
+                        for k, v in vars(narrowing).items()},
+            "trajectories": trajectory_figures(docs, narrowing),
+            "coaching": coaching_figures(docs, narrowing),
+            "lbu": lbu_figures(store.documents("offer", scope), narrowing),
+            "providers": provider_results(docs, narrowing),
+        }
+
+    api.state.figures_for = figures_for
+
+    @api.get("/figures", responses=ERRORS)
+    def figures(caller: reader, narrowing: Narrowing, municipality: Asked = None) -> dict[str, Any]:
+        """Referrals, rejections, trajectories, outflow, lead times, volumes, coaching
+        retention, the six-month result, overdue check-ins, the LBU cohort, per provider."""
+        return figures_for(caller, municipality, narrowing)
+
+    @api.get("/event-counts", responses=ERRORS)
+    def event_counts(caller: reader) -> dict[str, Any]:
+        """How many events of each type the read models hold (for operations)."""
+        counts: dict[str, int] = {}
+        scope = municipalities_for(caller, None)
+        for kind in ("trajectory", "offer"):
+            for doc in store.documents(kind, scope):
+                for type_, n in doc["types"].items():
+                    counts[type_] = counts.get(type_, 0) + n
+        return {"total": sum(counts.values()), "per_type": dict(sorted(counts.items()))}
+
+    def csv(body: str, name: str) -> PlainTextResponse:
+        return PlainTextResponse(body, media_type="text/csv; charset=utf-8",
+                                 headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+    @api.get("/exports/esf-participants.csv", responses=ERRORS, response_class=PlainTextResponse)
+    def esf(request: Request, caller: reader, narrowing: Narrowing, municipality: Asked = None,
+            with_bsn: bool = False) -> PlainTextResponse:
+        """The ESF participant list. `with_bsn=true` asks intake, with the caller's own
+        credential, for each participant's BSN; intake refuses callers without persons:read."""
+        docs = store.documents("trajectory", municipalities_for(caller, municipality))
+        bsn_of = None
+        if with_bsn:
+            if not intake_url:
+                raise Problem(503, "Intake not configured", headers={"Retry-After": "60"})
+            bsn_of = _bsn_lookup(intake_url, request.headers.get("authorization", ""))
+        return csv(esf_participants(docs, narrowing, bsn_of), "esf-participants.csv")
+
+    @api.get("/exports/srg-provisions.csv", responses=ERRORS, response_class=PlainTextResponse)
+    def srg(caller: reader, narrowing: Narrowing, municipality: Asked = None) -> PlainTextResponse:
+        """Provision records per person and month, in the shape of CBS's SRG."""
+        docs = store.documents("trajectory", municipalities_for(caller, municipality))
+        return csv(srg_provisions(docs, narrowing, today()), "srg-provisions.csv")
+
+    @api.get("/exports/provider-results.csv", responses=ERRORS, response_class=PlainTextResponse)
+    def providers(caller: reader, narrowing: Narrowing, municipality: Asked = None) -> PlainTextResponse:
+        docs = store.documents("trajectory", municipalities_for(caller, municipality))
+        return csv(provider_sheet(docs, narrowing), "provider-results.csv")
 
     @api.get("/health")
     def health() -> dict[str, str]:
         return {"status": "ok"}
 
+    install_dashboard(api, store, credentials, today)
     return api
+
+
+def _bsn_lookup(intake_url: str, authorization: str):
+    client = httpx.Client(base_url=intake_url, timeout=10, headers={"Authorization": authorization})
+
+    def bsn_of(doc: dict[str, Any]) -> str | None:
+        response = client.get(f"/referrals/{doc.get('referral_id')}/person")
+        if response.status_code == 403:
+            raise Problem(403, "Forbidden", "Intake does not show this credential any BSN.")
+        if response.status_code in (404, 410):
+            return None  # erased, or not intake's
+        if response.status_code != 200:
+            raise Problem(503, "Intake unavailable", headers={"Retry-After": "30"})
+        return response.json()["bsn"]
+
+    return bsn_of

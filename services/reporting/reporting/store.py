@@ -1,11 +1,19 @@
-"""Reporting's own store: read models, with each projection's position per topic-partition
-kept in the same transaction as its rows. SQLite by default, PostgreSQL in production."""
+"""Reporting's own store: the read models and, in the same transactions, each one's
+position per topic-partition. SQLite by default, PostgreSQL in production.
+
+Read models live in generations (`g<N>_docs`, `g<N>_tracking`, `g<N>_seen`). The live
+consumer writes to the live generation; a rebuild fills a new one from offset 0 beside
+it and swaps it in when it has caught up (blue/green). Applying a record takes a shared
+lock on the control row and the swap an exclusive one, so no record is applied to the
+old generation after the new one took over.
+"""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -13,49 +21,46 @@ from urllib.parse import unquote
 
 from contracts.envelope import CloudEvent
 from contracts.service import Outcome
+from reporting.documents import Doc, key_of, new_document, project
 
-SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS tracking (
-        projection TEXT NOT NULL, topic TEXT NOT NULL, partition INTEGER NOT NULL,
-        position BIGINT NOT NULL, PRIMARY KEY (projection, topic, partition))""",
-    # (source, id) of every event applied: a relay's republished event counts once.
-    """CREATE TABLE IF NOT EXISTS seen_events (
-        source TEXT NOT NULL, id TEXT NOT NULL, PRIMARY KEY (source, id))""",
-    """CREATE TABLE IF NOT EXISTS event_counts (
-        type TEXT PRIMARY KEY, count BIGINT NOT NULL)""",
-)
+Record = tuple[CloudEvent, str, int, int]  # event, topic, partition, offset
 
 
 class ReportingStore:
     """The inbox target of reporting: applies every event to the read models once."""
 
     group = "reporting"
-    projection = "counts"
 
     def __init__(self, database_url: str) -> None:
         self._lock = threading.Lock()  # one connection, used from worker threads in turn
         if database_url.startswith("sqlite:///"):
             path = unquote(database_url.removeprefix("sqlite:///"))
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-            self._conn: Any = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            self._conn: Any = sqlite3.connect(path, check_same_thread=False, isolation_level=None,
+                                              timeout=30)
             self._conn.execute("PRAGMA journal_mode=WAL")
-            self._placeholder = "?"
+            self.postgres = False
         elif database_url.startswith(("postgresql://", "postgres://")):
             import psycopg  # only needed in production
 
             self._conn = psycopg.connect(database_url, autocommit=True)
-            self._placeholder = "%s"
+            self.postgres = True
         else:
             raise ValueError("reporting needs an sqlite:/// or postgresql:// URL")
         with self._transaction() as cur:
-            for statement in SCHEMA:
-                cur.execute(statement)
+            cur.execute("CREATE TABLE IF NOT EXISTS reporting_control ("
+                        "name TEXT PRIMARY KEY, value INTEGER NOT NULL)")
+            cur.execute(self._sql("INSERT INTO reporting_control (name, value) VALUES ('live', 1) "
+                                  "ON CONFLICT (name) DO NOTHING"))
+            self._create_generation(cur, self._live(cur, lock=False))
+
+    # --- plumbing ------------------------------------------------------------------------
 
     @contextmanager
     def _transaction(self) -> Iterator[Any]:
         with self._lock:
             cur = self._conn.cursor()
-            cur.execute("BEGIN")
+            cur.execute("BEGIN" if self.postgres else "BEGIN IMMEDIATE")
             try:
                 yield cur
             except BaseException:
@@ -67,44 +72,164 @@ class ReportingStore:
                 cur.close()
 
     def _sql(self, statement: str) -> str:
-        return statement.replace("?", self._placeholder)
+        return statement.replace("?", "%s") if self.postgres else statement
+
+    def _live(self, cur: Any, *, lock: str | bool = "share") -> int:
+        suffix = {"share": " FOR SHARE", "update": " FOR UPDATE"}.get(lock, "") if self.postgres else ""
+        cur.execute("SELECT value FROM reporting_control WHERE name = 'live'" + suffix)
+        return int(cur.fetchone()[0])
+
+    @staticmethod
+    def _create_generation(cur: Any, generation: int) -> None:
+        g = f"g{generation}"
+        cur.execute(f"CREATE TABLE IF NOT EXISTS {g}_tracking (topic TEXT NOT NULL, "
+                    "partition INTEGER NOT NULL, position BIGINT NOT NULL, PRIMARY KEY (topic, partition))")
+        # (source, id) of every event applied: a relay's republished event counts once.
+        cur.execute(f"CREATE TABLE IF NOT EXISTS {g}_seen (source TEXT NOT NULL, id TEXT NOT NULL, "
+                    "PRIMARY KEY (source, id))")
+        cur.execute(f"CREATE TABLE IF NOT EXISTS {g}_docs (kind TEXT NOT NULL, id TEXT NOT NULL, "
+                    "municipality TEXT, data TEXT NOT NULL, PRIMARY KEY (kind, id))")
+        cur.execute(f"CREATE INDEX IF NOT EXISTS {g}_docs_municipality ON {g}_docs (kind, municipality)")
+
+    # --- the live path: one record at a time -------------------------------------------
 
     def position(self, topic: str, partition: int) -> int | None:
         with self._transaction() as cur:
-            cur.execute(self._sql(
-                "SELECT position FROM tracking WHERE projection = ? AND topic = ? AND partition = ?"
-            ), (self.projection, topic, partition))
-            row = cur.fetchone()
+            return self._position(cur, self._live(cur), topic, partition)
+
+    def _position(self, cur: Any, generation: int, topic: str, partition: int) -> int | None:
+        cur.execute(self._sql(f"SELECT position FROM g{generation}_tracking "
+                              "WHERE topic = ? AND partition = ?"), (topic, partition))
+        row = cur.fetchone()
         return None if row is None else int(row[0])
 
     def apply(self, cloud_event: CloudEvent, topic: str, partition: int, offset: int) -> Outcome:
-        attrs = cloud_event.attributes
         with self._transaction() as cur:
-            cur.execute(self._sql(
-                "SELECT position FROM tracking WHERE projection = ? AND topic = ? AND partition = ?"
-            ), (self.projection, topic, partition))
-            row = cur.fetchone()
-            if row is not None and int(row[0]) >= offset:
+            generation = self._live(cur)
+            position = self._position(cur, generation, topic, partition)
+            if position is not None and position >= offset:
                 return Outcome.SEEN_OFFSET
-            cur.execute(self._sql(
-                "INSERT INTO seen_events (source, id) VALUES (?, ?) ON CONFLICT DO NOTHING"
-            ), (attrs.source, attrs.id))
-            outcome = Outcome.APPLIED if cur.rowcount == 1 else Outcome.SEEN_EVENT
-            if outcome is Outcome.APPLIED:
-                cur.execute(self._sql(
-                    "INSERT INTO event_counts (type, count) VALUES (?, 1) "
-                    "ON CONFLICT (type) DO UPDATE SET count = event_counts.count + 1"
-                ), (attrs.type,))
-            cur.execute(self._sql(
-                "INSERT INTO tracking (projection, topic, partition, position) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (projection, topic, partition) DO UPDATE SET position = excluded.position"
-            ), (self.projection, topic, partition, offset))
+            outcome = self._apply(cur, generation, [(cloud_event, topic, partition, offset)])[0]
         return outcome
 
-    def event_counts(self) -> dict[str, int]:
+    # --- the rebuild path: batches into a generation of its own ------------------------
+
+    def begin_rebuild(self) -> int:
+        """A new, empty generation beside the live one; returns its number."""
         with self._transaction() as cur:
-            cur.execute("SELECT type, count FROM event_counts ORDER BY type")
-            return {type_: int(count) for type_, count in cur.fetchall()}
+            cur.execute("SELECT COALESCE(MAX(value), 1) FROM reporting_control")
+            generation = int(cur.fetchone()[0]) + 1
+            for table in ("docs", "tracking", "seen"):
+                cur.execute(f"DROP TABLE IF EXISTS g{generation}_{table}")
+            self._create_generation(cur, generation)
+            cur.execute(self._sql("INSERT INTO reporting_control (name, value) VALUES ('building', ?) "
+                                  "ON CONFLICT (name) DO UPDATE SET value = excluded.value"), (generation,))
+        return generation
+
+    def apply_batch(self, generation: int, records: Sequence[Record]) -> int:
+        """Applies records in order in one transaction; returns how many took effect."""
+        with self._transaction() as cur:
+            fresh = []
+            for record in records:
+                position = self._position(cur, generation, record[1], record[2])
+                if position is None or position < record[3]:
+                    fresh.append(record)
+            outcomes = self._apply(cur, generation, fresh)
+        return sum(o is Outcome.APPLIED for o in outcomes)
+
+    def lag(self, generation: int) -> dict[tuple[str, int], int]:
+        """How far `generation` is behind the live one, per topic-partition (0 = level)."""
+        with self._transaction() as cur:
+            return self._lag(cur, generation, self._live(cur))
+
+    def _lag(self, cur: Any, generation: int, live: int) -> dict[tuple[str, int], int]:
+        cur.execute(f"SELECT topic, partition, position FROM g{live}_tracking")
+        live_positions = {(t, int(p)): int(o) for t, p, o in cur.fetchall()}
+        cur.execute(f"SELECT topic, partition, position FROM g{generation}_tracking")
+        built = {(t, int(p)): int(o) for t, p, o in cur.fetchall()}
+        return {tp: o - built.get(tp, -1) for tp, o in live_positions.items() if o > built.get(tp, -1)}
+
+    def swap(self, generation: int) -> bool:
+        """Makes `generation` live if it has caught up; drops the old one. Atomic."""
+        with self._transaction() as cur:
+            live = self._live(cur, lock="update")
+            if self._lag(cur, generation, live):
+                return False
+            cur.execute(self._sql("UPDATE reporting_control SET value = ? WHERE name = 'live'"), (generation,))
+            cur.execute("DELETE FROM reporting_control WHERE name = 'building'")
+            for table in ("docs", "tracking", "seen"):
+                cur.execute(f"DROP TABLE IF EXISTS g{live}_{table}")
+        return True
+
+    # --- the projection, inside a transaction ------------------------------------------
+
+    def _apply(self, cur: Any, generation: int, records: Sequence[Record]) -> list[Outcome]:
+        g = f"g{generation}"
+        docs: dict[tuple[str, str], Doc] = {}
+        outcomes: list[Outcome] = []
+        positions: dict[tuple[str, int], int] = {}
+        for cloud_event, topic, partition, offset in records:
+            positions[(topic, partition)] = offset
+            attrs = cloud_event.attributes
+            cur.execute(self._sql(f"INSERT INTO {g}_seen (source, id) VALUES (?, ?) "
+                                  "ON CONFLICT DO NOTHING RETURNING id"), (attrs.source, attrs.id))
+            if cur.fetchone() is None:
+                outcomes.append(Outcome.SEEN_EVENT)
+                continue
+            key = key_of(cloud_event.data)
+            if key not in docs:
+                docs[key] = self._load(cur, g, key) or new_document(*key)
+            project(docs[key], cloud_event.data, attrs)
+            outcomes.append(Outcome.APPLIED)
+        for (kind, id_), doc in docs.items():
+            cur.execute(self._sql(f"INSERT INTO {g}_docs (kind, id, municipality, data) VALUES (?, ?, ?, ?) "
+                                  "ON CONFLICT (kind, id) DO UPDATE SET municipality = excluded.municipality, "
+                                  "data = excluded.data"),
+                        (kind, id_, doc["municipality"], json.dumps(doc, sort_keys=True)))
+        for (topic, partition), offset in positions.items():
+            cur.execute(self._sql(f"INSERT INTO {g}_tracking (topic, partition, position) VALUES (?, ?, ?) "
+                                  "ON CONFLICT (topic, partition) DO UPDATE SET position = excluded.position"),
+                        (topic, partition, offset))
+        return outcomes
+
+    def _load(self, cur: Any, g: str, key: tuple[str, str]) -> Doc | None:
+        cur.execute(self._sql(f"SELECT data FROM {g}_docs WHERE kind = ? AND id = ?"), key)
+        row = cur.fetchone()
+        return None if row is None else json.loads(row[0])
+
+    # --- reading -------------------------------------------------------------------------
+
+    def documents(self, kind: str, municipalities: Iterable[str] | None = None) -> list[Doc]:
+        """The documents of one kind, for the given municipalities (None: all)."""
+        with self._transaction() as cur:
+            g = f"g{self._live(cur, lock=False)}"
+            if municipalities is None:
+                cur.execute(self._sql(f"SELECT data FROM {g}_docs WHERE kind = ? ORDER BY id"), (kind,))
+            else:
+                wanted = sorted(municipalities)
+                marks = ", ".join("?" * len(wanted)) or "NULL"
+                cur.execute(self._sql(f"SELECT data FROM {g}_docs WHERE kind = ? AND municipality IN "
+                                      f"({marks}) ORDER BY id"), (kind, *wanted))
+            return [json.loads(row[0]) for row in cur.fetchall()]
+
+    def dump(self, generation: int | None = None) -> str:
+        """Every document of a generation, canonically: for byte-for-byte comparisons."""
+        with self._transaction() as cur:
+            g = f"g{generation or self._live(cur, lock=False)}"
+            cur.execute(f"SELECT data FROM {g}_docs ORDER BY kind, id")
+            return "\n".join(row[0] for row in cur.fetchall())
+
+    def live_generation(self) -> int:
+        with self._transaction() as cur:
+            return self._live(cur, lock=False)
+
+    def event_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for kind in ("trajectory", "offer"):
+            for doc in self.documents(kind):
+                for type_, n in doc["types"].items():
+                    counts[type_] = counts.get(type_, 0) + n
+        return dict(sorted(counts.items()))
 
     def close(self) -> None:
         with self._lock:

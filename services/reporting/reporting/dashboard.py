@@ -1,0 +1,171 @@
+"""The dashboard a municipality's staff look at: the funnel, volumes against the
+contract, retention after twelve months and results per provider, as charts drawn on
+the server (inline SVG: nothing to fetch from elsewhere), each with its numbers one click
+away. Staff sign in with their municipality's credential and see only that municipality;
+a credential with `reports:combined` sees the five together or any one of them.
+"""
+
+import datetime as dt
+import html
+from typing import Annotated, Any
+
+from fastapi import FastAPI, Form, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from contracts.access import Credentials, Principal
+from contracts.municipalities import MUNICIPALITIES
+from reporting.figures import Filters
+from reporting.store import ReportingStore
+
+COOKIE = "tweespoor_session"
+# The tender's yearly volumes for the five municipalities together.
+CONTRACTED = {"social-activation": 325, "reintegration": 75, "focus2move": 175}
+LABELS = {"social-activation": "Social activation", "reintegration": "Re-integration",
+          "focus2move": "Focus2Move"}
+COLOURS = ["#1b5e8c", "#2e8b57", "#d98e04", "#a23b72", "#5b5f97"]
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value))
+
+
+def _bars(rows: list[tuple[str, float, float | None]], *, unit: str = "", test_id: str) -> str:
+    """Horizontal bars: (label, value, optional marker such as a contracted volume)."""
+    top = max([v for _, v, _ in rows] + [m for *_, m in rows if m] + [1])
+    height, out = 34 * len(rows) + 10, []
+    for i, (label, value, marker) in enumerate(rows):
+        y, width = 10 + 34 * i, 360 * value / top
+        out.append(f'<text x="0" y="{y + 17}" class="label">{_e(label)}</text>'
+                   f'<rect x="170" y="{y}" width="{width:.1f}" height="24" rx="3" fill="{COLOURS[i % 5]}" '
+                   f'data-value="{value}"><title>{_e(label)}: {value:g}{unit}</title></rect>'
+                   f'<text x="{176 + width:.1f}" y="{y + 17}" class="value">{value:g}{unit}</text>')
+        if marker:
+            x = 170 + 360 * marker / top
+            out.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{y - 3}" y2="{y + 27}" class="marker">'
+                       f'<title>contracted: {marker:g}</title></line>')
+    return (f'<svg viewBox="0 0 600 {height}" role="img" data-testid="{test_id}" '
+            f'aria-label="{test_id}">{"".join(out)}</svg>')
+
+
+def _table(header: list[str], rows: list[list[Any]], test_id: str) -> str:
+    head = "".join(f"<th>{_e(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in row) + "</tr>" for row in rows)
+    return (f'<details><summary>The numbers</summary><table data-testid="{test_id}">'
+            f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></details>")
+
+
+def render(figures: dict[str, Any], *, who: str, choice: list[str], options: list[str],
+           year: int) -> str:
+    t, c = figures["trajectories"], figures["coaching"]
+    funnel = [("Referred", t["referred"], None), ("Trajectory opened", t["trajectories"]["opened"], None),
+              ("Placed in a job", t["trajectories"]["placed"], None),
+              ("Employed after 12 months", c["retention_12_months"]["employed"], None)]
+    volumes = [(LABELS[p], n, CONTRACTED[p] if len(figures["municipalities"]) == 5 else None)
+               for p, n in t["volumes_by_programme"].items()]
+    completed = c["completed"]
+    retention = [("Employed", c["retention_12_months"]["employed"], None),
+                 ("Same employer", c["retention_12_months"]["same_employer"], None),
+                 ("Not employed", completed - c["retention_12_months"]["employed"], None)]
+    providers = figures["providers"]
+    by_provider: dict[str, list[int]] = {}
+    for row in providers:
+        assigned_placed = by_provider.setdefault(row["provider"], [0, 0])
+        assigned_placed[0] += row["assigned"]
+        assigned_placed[1] += row["placed"]
+    provider_bars = [(p, round(100 * pl / a, 1) if a else 0.0, None) for p, (a, pl) in sorted(by_provider.items())]
+    selector = "".join(
+        f'<option value="{_e(m)}"{" selected" if [m] == choice else ""}>{_e(m.title())}</option>'
+        for m in options)
+    pick = ('<label>Municipality <select name="municipality" onchange="this.form.submit()">'
+            f'<option value="">All five</option>{selector}</select></label> ') if len(options) > 1 else ""
+    combined = (f'<form method="get" class="pick">{pick}<label>Year <input type="number" name="year" '
+                f'value="{year}" min="2000" max="2100" onchange="this.form.submit()"></label>'
+                f'{"".join(f"<input type=hidden name=municipality value={_e(m)}>" for m in choice) if not pick else ""}'
+                "</form>")
+    share = t["outflow_to_work"]["share"]
+    return f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width,initial-scale=1"><title>Tweespoor dashboard</title>
+<style>
+body{{font-family:system-ui,sans-serif;margin:0;background:#f5f6f8;color:#1d2330}}
+header{{background:#1d2330;color:#fff;padding:14px 24px;display:flex;justify-content:space-between;align-items:center}}
+main{{display:grid;grid-template-columns:repeat(auto-fit,minmax(480px,1fr));gap:18px;padding:18px 24px}}
+section{{background:#fff;border-radius:8px;padding:16px 18px;box-shadow:0 1px 3px #0002}}
+h2{{font-size:1.05rem;margin:0 0 8px}} .kpis{{display:flex;gap:24px;padding:0 24px;margin-top:16px}}
+.kpi{{background:#fff;border-radius:8px;padding:10px 16px;box-shadow:0 1px 3px #0002}}
+.kpi b{{display:block;font-size:1.6rem}} svg{{width:100%;height:auto}}
+.label{{font-size:13px;fill:#333}} .value{{font-size:12px;fill:#555}}
+.marker{{stroke:#c0392b;stroke-width:3;stroke-dasharray:4 2}}
+table{{border-collapse:collapse;margin-top:6px}} td,th{{padding:3px 10px;border-bottom:1px solid #ddd;text-align:left}}
+summary{{cursor:pointer;color:#1b5e8c}} .pick{{margin:0}} a{{color:#fff}}
+</style></head><body>
+<header><strong>Tweespoor — {_e(", ".join(m.title() for m in figures["municipalities"]) or "no municipality")}, {year}</strong>
+<span>{combined} signed in as {_e(who)} · <a href="/dashboard/logout">sign out</a></span></header>
+<div class="kpis">
+<div class="kpi" data-testid="kpi-referred"><b>{t["referred"]}</b>referred</div>
+<div class="kpi" data-testid="kpi-placed"><b>{t["trajectories"]["placed"]}</b>placed in a job</div>
+<div class="kpi" data-testid="kpi-outflow"><b>{"–" if share is None else f"{share:.0%}"}</b>outflow to work</div>
+<div class="kpi" data-testid="kpi-overdue"><b>{c["check_ins_overdue"]}</b>check-ins overdue</div>
+</div>
+<main>
+<section><h2>From referral to a lasting job</h2>{_bars(funnel, test_id="funnel")}
+{_table(["step", "people"], [[label, v] for label, v, _ in funnel], "funnel-numbers")}</section>
+<section><h2>Trajectories against the contract</h2>{_bars(volumes, test_id="volumes")}
+<p><small>Red marks: the contracted yearly volume of the five municipalities together.</small></p>
+{_table(["programme", "trajectories", "contracted"], [[label, v, m or ""] for label, v, m in volumes], "volume-numbers")}</section>
+<section><h2>Still employed after twelve months</h2>{_bars(retention, test_id="retention")}
+{_table(["outcome", "people"], [[label, v] for label, v, _ in retention], "retention-numbers")}</section>
+<section><h2>Placed, per provider</h2>{_bars(provider_bars, unit="%", test_id="providers")}
+{_table(["provider", "discipline", "assigned", "placed", "retained"], [[r["provider"], r["discipline"], r["assigned"], r["placed"], r["retained_after_12_months"]] for r in providers], "provider-numbers")}</section>
+</main></body></html>"""
+
+
+LOGIN = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Sign in — Tweespoor</title>
+<style>body{{font-family:system-ui,sans-serif;display:grid;place-items:center;height:100vh;background:#f5f6f8}}
+form{{background:#fff;padding:24px;border-radius:8px;box-shadow:0 1px 3px #0002;min-width:360px}}
+input{{width:100%;padding:8px;margin:8px 0}} p.error{{color:#c0392b}}</style></head><body>
+<form method="post" action="/dashboard/login"><h1>Tweespoor</h1>{error}
+<label>Your municipality's access token<input type="password" name="token" autocomplete="off" required></label>
+<button type="submit">Sign in</button></form></body></html>"""
+
+
+def install_dashboard(api: FastAPI, store: ReportingStore, credentials: Credentials,
+                      today=dt.date.today) -> None:
+    def signed_in(request: Request) -> Principal | None:
+        token = request.cookies.get(COOKIE)
+        principal = credentials.authenticate(token) if token else None
+        return principal if principal and principal.may("dashboard:read") else None
+
+    @api.get("/dashboard/login", response_class=HTMLResponse, include_in_schema=False)
+    def login_page(error: bool = False) -> str:
+        return LOGIN.format(error='<p class="error">That token does not open the dashboard.</p>' if error else "")
+
+    @api.post("/dashboard/login", include_in_schema=False)
+    def login(token: Annotated[str, Form(max_length=200)]) -> Response:
+        principal = credentials.authenticate(token)
+        if not principal or not principal.may("dashboard:read"):
+            return RedirectResponse("/dashboard/login?error=true", status_code=303)
+        response = RedirectResponse("/dashboard", status_code=303)
+        response.set_cookie(COOKIE, token, httponly=True, samesite="strict", max_age=8 * 3600)
+        return response
+
+    @api.get("/dashboard/logout", include_in_schema=False)
+    def logout() -> Response:
+        response = RedirectResponse("/dashboard/login", status_code=303)
+        response.delete_cookie(COOKIE)
+        return response
+
+    @api.get("/dashboard", response_class=HTMLResponse, include_in_schema=False)
+    def dashboard(request: Request, municipality: Annotated[str | None, Query(max_length=40)] = None,
+                  year: Annotated[int | None, Query(ge=2000, le=2100)] = None) -> Response:
+        principal = signed_in(request)
+        if principal is None:
+            return RedirectResponse("/dashboard/login", status_code=303)
+        combined = principal.municipality is None and principal.may("reports:combined")
+        options = list(MUNICIPALITIES) if combined else [principal.municipality or ""]
+        choice = [municipality] if combined and municipality in MUNICIPALITIES else None
+        year = year or today().year
+        period = Filters(start=dt.date(year, 1, 1), end=dt.date(year, 12, 31))
+        figures = api.state.figures_for(principal, choice, period)
+        return HTMLResponse(render(figures, who=principal.id, choice=choice or [], options=options,
+                                   year=year))
+

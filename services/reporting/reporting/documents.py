@@ -1,0 +1,179 @@
+"""What the events mean for reporting: one document per trajectory (and per LBU offer),
+folded from every event about it, whatever service published it.
+
+Plain code: no Kafka, HTTP or SQL. Each handler sets the fields its event speaks for, so
+the order in which events of different services arrive does not change the document,
+and a rebuild from offset 0 gives the same bytes as the live one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+from contracts import events as ev
+from contracts.envelope import Attributes
+
+Doc = dict[str, Any]
+TRAJECTORY, OFFER = "trajectory", "offer"
+
+LBU_EVENTS = (ev.JobOfferMade, ev.JobOfferAccepted, ev.JobOfferRefused, ev.DestinationUnknown,
+              ev.ReturnedForBenefit)
+
+
+def key_of(event: ev.Event) -> tuple[str, str]:
+    """Which document an event belongs to."""
+    if isinstance(event, LBU_EVENTS):
+        return OFFER, str(event.offer_id)
+    return TRAJECTORY, str(event.trajectory_id)
+
+
+def new_document(kind: str, id_: str) -> Doc:
+    return {"kind": kind, "id": id_, "municipality": None, "events": 0, "types": {}}
+
+
+def project(doc: Doc, event: ev.Event, attributes: Attributes) -> Doc:
+    """Folds one event into its document (in place) and returns it."""
+    doc["events"] += 1
+    doc["types"][attributes.type] = doc["types"].get(attributes.type, 0) + 1
+    municipality = getattr(event, "municipality", None)
+    if municipality:
+        doc["municipality"] = municipality
+    handler = HANDLERS.get(type(event))
+    if handler:
+        handler(doc, event)
+    return doc
+
+
+def _d(day: dt.date | None) -> str | None:
+    return day.isoformat() if day else None
+
+
+def _referred(doc: Doc, e: ev.ClientReferred) -> None:
+    doc.update(programme=e.programme, client_id=str(e.client_id), referral_id=str(e.referral_id),
+               benefit=e.benefit, route=e.route, referred_on=_d(e.referred_on))
+    doc.setdefault("referral", {})["status"] = doc.get("referral", {}).get("status") or "referred"
+
+
+def _rejected(doc: Doc, e: ev.ReferralRejected) -> None:
+    doc.update(programme=e.programme, client_id=str(e.client_id), referral_id=str(e.referral_id))
+    doc["referral"] = {"status": "rejected", "rejected_on": _d(e.rejected_on),
+                       "reasons": list(e.reason_codes or (e.reason_code,))}
+
+
+def _withdrawn(doc: Doc, e: ev.ReferralWithdrawn) -> None:
+    doc.setdefault("referral", {}).update(status="withdrawn", withdrawn_on=_d(e.withdrawn_on),
+                                          withdrawal_reason=e.reason)
+
+
+def _opened(doc: Doc, e: ev.TrajectoryOpened) -> None:
+    doc.update(programme=e.programme, client_id=str(e.client_id), opened_on=_d(e.opened_on))
+
+
+def _assigned(doc: Doc, e: ev.ProviderAssigned) -> None:
+    assignments = doc.setdefault("assignments", {})
+    assignments[e.discipline] = {"provider": e.provider, "assigned_on": _d(e.assigned_on)}
+
+
+def _contract(doc: Doc, e: ev.ContractStarted) -> None:
+    contract = doc.setdefault("contract", {})
+    first = contract.get("starts_on")
+    contract.update(employer=e.employer, ends_on=_d(e.ends_on),
+                    starts_on=min(first, _d(e.starts_on)) if first else _d(e.starts_on))
+
+
+def _obstacle(doc: Doc, e: ev.ObstacleIdentified) -> None:
+    doc.setdefault("obstacles", {}).setdefault(str(e.obstacle_id), {}).update(
+        kind=e.kind, identified_on=_d(e.identified_on))
+
+
+def _obstacle_resolved(doc: Doc, e: ev.ObstacleResolved) -> None:
+    doc.setdefault("obstacles", {}).setdefault(str(e.obstacle_id), {}).update(
+        outcome=e.outcome, resolved_on=_d(e.resolved_on))
+
+
+def _placed(doc: Doc, e: ev.PlacedInJob) -> None:
+    doc["placement"] = {"employer": e.employer, "hours_per_week": e.hours_per_week,
+                        "contract_type": e.contract_type, "starts_on": _d(e.starts_on)}
+
+
+def _closed(doc: Doc, e: ev.TrajectoryClosed) -> None:
+    doc["closed"] = {"reason": e.reason, "closed_on": _d(e.closed_on)}
+
+
+def _coaching(doc: Doc) -> Doc:
+    return doc.setdefault("coaching", {})
+
+
+def _coaching_started(doc: Doc, e: ev.CoachingStarted) -> None:
+    _coaching(doc).update(plan_id=str(e.plan_id), coach_id=e.coach_id,
+                          job_starts_on=_d(e.job_starts_on), ends_on=_d(e.ends_on),
+                          check_ins_due=len(e.check_ins_due))
+
+
+def _check_in(doc: Doc, e: ev.CheckInRecorded) -> None:
+    _coaching(doc).setdefault("check_ins", {})[str(e.check_in)] = {
+        "held_on": _d(e.held_on), "contact_made": e.contact_made, "still_employed": e.still_employed}
+
+
+def _overdue(doc: Doc, e: ev.CheckInOverdue) -> None:
+    _coaching(doc).setdefault("overdue", {})[str(e.check_in)] = _d(e.due_on)
+
+
+def _job_lost(doc: Doc, e: ev.JobLost) -> None:
+    _coaching(doc).setdefault("jobs_lost", {})[_d(e.lost_on)] = e.reason
+
+
+def _placed_again(doc: Doc, e: ev.PlacedAgain) -> None:
+    _coaching(doc).setdefault("placed_again", {})[_d(e.starts_on)] = e.same_employer
+
+
+def _six_months(doc: Doc, e: ev.SixMonthPointReached) -> None:
+    _coaching(doc)["six_months"] = {"measured_on": _d(e.measured_on), "employed": e.employed,
+                                    "same_employer": e.same_employer}
+
+
+def _completed(doc: Doc, e: ev.CoachingCompleted) -> None:
+    _coaching(doc)["completed"] = {"completed_on": _d(e.completed_on),
+                                   "employed_at_end": e.employed_at_end,
+                                   "same_employer": e.same_employer}
+
+
+def _offer(doc: Doc) -> Doc:
+    return doc.setdefault("lbu", {})
+
+
+def _offer_made(doc: Doc, e: ev.JobOfferMade) -> None:
+    _offer(doc).update(offered_on=_d(e.offered_on), trajectory_id=str(e.trajectory_id))
+
+
+def _offer_accepted(doc: Doc, e: ev.JobOfferAccepted) -> None:
+    _offer(doc).update(accepted_on=_d(e.accepted_on), contract_starts_on=_d(e.contract_starts_on))
+
+
+def _offer_refused(doc: Doc, e: ev.JobOfferRefused) -> None:
+    _offer(doc).update(refused_on=_d(e.refused_on), respond_by=_d(e.respond_by))
+
+
+def _destination_unknown(doc: Doc, e: ev.DestinationUnknown) -> None:
+    _offer(doc)["unknown_since"] = _d(e.since)
+
+
+def _returned(doc: Doc, e: ev.ReturnedForBenefit) -> None:
+    _offer(doc).update(returned_on=_d(e.returned_on),
+                       returned_from_unknown=e.from_unknown_destination)
+
+
+HANDLERS: dict[type[ev.Event], Callable[[Doc, Any], None]] = {
+    ev.ClientReferred: _referred, ev.ReferralRejected: _rejected, ev.ReferralWithdrawn: _withdrawn,
+    ev.TrajectoryOpened: _opened, ev.ProviderAssigned: _assigned, ev.ContractStarted: _contract,
+    ev.ObstacleIdentified: _obstacle, ev.ObstacleResolved: _obstacle_resolved,
+    ev.PlacedInJob: _placed, ev.TrajectoryClosed: _closed,
+    ev.CoachingStarted: _coaching_started, ev.CheckInRecorded: _check_in,
+    ev.CheckInOverdue: _overdue, ev.JobLost: _job_lost, ev.PlacedAgain: _placed_again,
+    ev.SixMonthPointReached: _six_months, ev.CoachingCompleted: _completed,
+    ev.JobOfferMade: _offer_made, ev.JobOfferAccepted: _offer_accepted,
+    ev.JobOfferRefused: _offer_refused, ev.DestinationUnknown: _destination_unknown,
+    ev.ReturnedForBenefit: _returned,
+}

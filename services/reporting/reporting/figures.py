@@ -1,0 +1,149 @@
+"""The figures people steer and account by, computed from the read-model documents.
+
+Plain code: no SQL, no HTTP. Every figure can be narrowed to municipalities, a
+programme, a provider, a discipline and a period (on the referral date).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import statistics
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from reporting.documents import Doc
+
+PROGRAMMES = ("social-activation", "reintegration", "focus2move")
+
+
+@dataclass(frozen=True)
+class Filters:
+    programme: str | None = None
+    provider: str | None = None
+    discipline: str | None = None
+    start: dt.date | None = None  # referral date on or after
+    end: dt.date | None = None  # referral date on or before
+
+    def admits(self, doc: Doc) -> bool:
+        if self.programme and doc.get("programme") != self.programme:
+            return False
+        assignments = doc.get("assignments", {})
+        if self.discipline and self.discipline not in assignments:
+            return False
+        if self.provider and not any(
+            a["provider"] == self.provider and (not self.discipline or d == self.discipline)
+            for d, a in assignments.items()
+        ):
+            return False
+        day = doc.get("referred_on") or doc.get("referral", {}).get("rejected_on") or doc.get("opened_on")
+        if (self.start or self.end) and not day:
+            return False
+        if self.start and day < self.start.isoformat():
+            return False
+        return not (self.end and day > self.end.isoformat())
+
+
+def _days(start: str | None, end: str | None) -> int | None:
+    if not start or not end:
+        return None
+    return (dt.date.fromisoformat(end) - dt.date.fromisoformat(start)).days
+
+
+def _median(values: list[int]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def trajectory_figures(docs: list[Doc], filters: Filters = Filters()) -> dict[str, Any]:
+    docs = [d for d in docs if filters.admits(d)]
+    referred = [d for d in docs if d.get("referral", {}).get("status") != "rejected"
+                and (d.get("referred_on") or d.get("opened_on"))]
+    rejected = [d for d in docs if d.get("referral", {}).get("status") == "rejected"]
+    opened = [d for d in docs if d.get("opened_on")]
+    placed = [d for d in opened if d.get("placement")]
+    closed = [d for d in opened if d.get("closed")]
+    open_ = [d for d in opened if not d.get("closed") and not d.get("placement")]
+    waiting = [d for d in opened if d.get("waiting") and not d.get("closed")]
+    to_contract = [x for d in opened if (x := _days(d.get("referred_on"), d.get("contract", {}).get("starts_on"))) is not None]
+    to_placement = [x for d in placed if (x := _days(d.get("referred_on"), d["placement"]["starts_on"])) is not None]
+    reasons = Counter(r for d in rejected for r in d["referral"].get("reasons", []))
+    return {
+        "referrals": len(referred) + len(rejected),
+        "referred": len(referred),
+        "rejected": len(rejected),
+        "rejections_by_reason": dict(sorted(reasons.items())),
+        "withdrawn": sum(d.get("referral", {}).get("status") == "withdrawn" for d in docs),
+        "waiting_for_a_provider": len(waiting),
+        "trajectories": {
+            "opened": len(opened),
+            "open": len(open_),
+            "placed": len(placed),
+            "closed": len(closed),
+            "closed_by_reason": dict(sorted(Counter(d["closed"]["reason"] for d in closed).items())),
+        },
+        "outflow_to_work": {"placed": len(placed),
+                            "share": round(len(placed) / len(opened), 4) if opened else None},
+        "median_days": {"referral_to_contract": _median(to_contract),
+                        "referral_to_placement": _median(to_placement)},
+        "volumes_by_programme": {p: sum(d.get("programme") == p for d in opened) for p in PROGRAMMES},
+    }
+
+
+def coaching_figures(docs: list[Doc], filters: Filters = Filters()) -> dict[str, Any]:
+    plans = [d["coaching"] for d in docs if filters.admits(d) and d.get("coaching", {}).get("plan_id")]
+    completed = [p["completed"] for p in plans if p.get("completed")]
+    six = [p["six_months"] for p in plans if p.get("six_months")]
+    overdue = sum(1 for p in plans for n in p.get("overdue", {}) if n not in p.get("check_ins", {}))
+    return {
+        "plans": len(plans),
+        "completed": len(completed),
+        "retention_12_months": {
+            "employed": sum(c["employed_at_end"] for c in completed),
+            "same_employer": sum(bool(c.get("same_employer")) for c in completed),
+            "share": round(sum(c["employed_at_end"] for c in completed) / len(completed), 4) if completed else None,
+        },
+        "result_6_months": {
+            "measured": len(six),
+            "employed": sum(s["employed"] for s in six),
+            "share": round(sum(s["employed"] for s in six) / len(six), 4) if six else None,
+        },
+        "check_ins_overdue": overdue,
+        "jobs_lost": sum(len(p.get("jobs_lost", {})) for p in plans),
+    }
+
+
+def lbu_figures(offers: list[Doc], filters: Filters = Filters()) -> dict[str, Any]:
+    def when(o: Doc) -> str | None:
+        return o.get("lbu", {}).get("offered_on")
+
+    if filters.start or filters.end:
+        offers = [o for o in offers if when(o) and (not filters.start or when(o) >= filters.start.isoformat())
+                  and (not filters.end or when(o) <= filters.end.isoformat())]
+    lbu = [o.get("lbu", {}) for o in offers]
+    return {
+        "offers": len(lbu),
+        "accepted": sum(bool(o.get("accepted_on")) for o in lbu),
+        "refused": sum(bool(o.get("refused_on")) for o in lbu),
+        "returned_for_benefit": sum(bool(o.get("returned_on")) for o in lbu),
+        "unknown_destination": sum(bool(o.get("unknown_since")) and not o.get("returned_on") for o in lbu),
+        "left_unknown_destination": sum(bool(o.get("returned_from_unknown")) for o in lbu),
+    }
+
+
+def provider_results(docs: list[Doc], filters: Filters = Filters()) -> list[dict[str, Any]]:
+    """Per provider and discipline: trajectories assigned, placed, closed."""
+    rows: dict[tuple[str, str], Counter[str]] = {}
+    for doc in docs:
+        if not filters.admits(doc):
+            continue
+        for discipline, assignment in doc.get("assignments", {}).items():
+            if filters.provider and assignment["provider"] != filters.provider:
+                continue
+            counts = rows.setdefault((assignment["provider"], discipline), Counter())
+            counts["assigned"] += 1
+            counts["placed"] += bool(doc.get("placement"))
+            counts["closed"] += bool(doc.get("closed"))
+            counts["coaching_retained"] += bool(doc.get("coaching", {}).get("completed", {}).get("employed_at_end"))
+    return [{"provider": p, "discipline": d, "assigned": c["assigned"], "placed": c["placed"],
+             "closed": c["closed"], "retained_after_12_months": c["coaching_retained"]}
+            for (p, d), c in sorted(rows.items())]
