@@ -19,8 +19,9 @@ uv:
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 \
 		|| python3 -m pip install --quiet "uv==$(UV_VERSION)"
 
-infra: install ## what the tests need that is not Python: PostgreSQL (Debian) and the Kafka jars (Maven)
+infra: install ## what the tests need that is not Python: PostgreSQL and Chromium (Debian), the Kafka jars (Maven)
 	$(UV) run tweespoor postgres install
+	$(UV) run tweespoor chromium install
 	$(UV) run tweespoor kafka fetch
 
 clean: ## the local data of `make run`

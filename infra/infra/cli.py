@@ -53,6 +53,13 @@ def cmd_postgres_install(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_chromium_install(args: argparse.Namespace) -> int:
+    from infra.browser import ensure_chromium
+
+    print(f"Chromium at {ensure_chromium()}")
+    return 0
+
+
 def cmd_postgres_start(args: argparse.Namespace) -> int:
     server = postgres.LocalPostgres(port=args.port)
     try:
@@ -92,6 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
     pstart = ps.add_parser("start", help="run a server in the foreground until Ctrl-C")
     pstart.add_argument("--port", type=int, default=None, help="port (default: a free one)")
     pstart.set_defaults(func=cmd_postgres_start)
+
+    c = groups.add_parser("chromium", help="Debian's Chromium, for the dashboard's browser test")
+    c.add_subparsers(dest="action", required=True).add_parser(
+        "install", help="install it if missing (Debian, as root)").set_defaults(func=cmd_chromium_install)
 
     r = groups.add_parser("run", help="Kafka and the four services, a small demo; Ctrl-C stops all")
     r.add_argument("--store", choices=("sqlite", "postgres"), default="sqlite",

@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from contracts.access import Credentials, Principal
 from contracts.municipalities import MUNICIPALITIES
+from contracts.providers import PROVIDERS
 from reporting.figures import Filters
 from reporting.store import ReportingStore
 
@@ -36,11 +37,11 @@ def _bars(rows: list[tuple[str, float, float | None]], *, unit: str = "", test_i
     for i, (label, value, marker) in enumerate(rows):
         y, width = 10 + 34 * i, 360 * value / top
         out.append(f'<text x="0" y="{y + 17}" class="label">{_e(label)}</text>'
-                   f'<rect x="170" y="{y}" width="{width:.1f}" height="24" rx="3" fill="{COLOURS[i % 5]}" '
+                   f'<rect x="200" y="{y}" width="{width:.1f}" height="24" rx="3" fill="{COLOURS[i % 5]}" '
                    f'data-value="{value}"><title>{_e(label)}: {value:g}{unit}</title></rect>'
-                   f'<text x="{176 + width:.1f}" y="{y + 17}" class="value">{value:g}{unit}</text>')
+                   f'<text x="{206 + width:.1f}" y="{y + 17}" class="value">{value:g}{unit}</text>')
         if marker:
-            x = 170 + 360 * marker / top
+            x = 200 + 360 * marker / top
             out.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{y - 3}" y2="{y + 27}" class="marker">'
                        f'<title>contracted: {marker:g}</title></line>')
     return (f'<svg viewBox="0 0 600 {height}" role="img" data-testid="{test_id}" '
@@ -72,7 +73,8 @@ def render(figures: dict[str, Any], *, who: str, choice: list[str], options: lis
         assigned_placed = by_provider.setdefault(row["provider"], [0, 0])
         assigned_placed[0] += row["assigned"]
         assigned_placed[1] += row["placed"]
-    provider_bars = [(p, round(100 * pl / a, 1) if a else 0.0, None) for p, (a, pl) in sorted(by_provider.items())]
+    provider_bars = [(PROVIDERS.get(p, p), round(100 * pl / a, 1) if a else 0.0, None)
+                     for p, (a, pl) in sorted(by_provider.items())]
     selector = "".join(
         f'<option value="{_e(m)}"{" selected" if [m] == choice else ""}>{_e(m.title())}</option>'
         for m in options)

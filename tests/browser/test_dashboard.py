@@ -1,0 +1,122 @@
+"""The dashboard in headless Chromium (Debian's, driven by Playwright): what staff see
+is what the read models hold, and only for their own municipality."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import socket
+import threading
+import time
+
+import pytest
+import uvicorn
+from playwright.sync_api import sync_playwright
+
+from contracts.access import Credentials
+from infra.browser import FLAGS, ensure_chromium
+from infra.demo import write_credentials
+from reporting.api import create_api
+from reporting.figures import Filters, coaching_figures, trajectory_figures
+from reporting.store import ReportingStore
+from services.reporting.tests.factory import placed_trajectory, rejected
+
+TODAY = dt.date(2026, 11, 23)
+YEAR = Filters(start=dt.date(2026, 1, 1), end=dt.date(2026, 12, 31))
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("dashboard")
+    path, tokens = write_credentials(directory)
+    store = ReportingStore(f"sqlite:///{directory}/reporting.db")
+    rng, offset = random.Random(2026), 0
+    for _ in range(150):
+        municipality = rng.choice(["alkmaar", "bergen", "castricum", "heerhugowaard", "heiloo"])
+        programme = rng.choice(["social-activation", "reintegration"] + ["focus2move"] * (municipality == "alkmaar"))
+        events = placed_trajectory(municipality, programme, rng.choice(["agens", "dhg", "inova"]),
+                                   rng.random() < 0.7, dt.date(2026, rng.randint(1, 10), rng.randint(1, 28)))
+        events = events[:rng.randint(2, len(events))] + (rejected(municipality) if rng.random() < 0.2 else [])
+        for event in events:
+            store.apply(event, "t", 0, offset)
+            offset += 1
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_api(store, Credentials.from_file(path), today=lambda: TODAY),
+                                           host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}", tokens, store
+    server.should_exit = True
+    thread.join(timeout=10)
+    store.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=ensure_chromium(), args=FLAGS)
+        yield chromium
+        chromium.close()
+
+
+def sign_in(browser, url, token):
+    page = browser.new_page()
+    page.goto(f"{url}/dashboard")
+    page.fill("input[name=token]", token)
+    page.click("button[type=submit]")
+    page.wait_for_selector("[data-testid=funnel]")
+    return page
+
+
+def numbers(page, test_id):
+    page.click(f"section:has([data-testid={test_id}]) summary")
+    rows = page.locator(f"[data-testid={test_id}] tbody tr")
+    return {rows.nth(i).locator("td").nth(0).inner_text(): rows.nth(i).locator("td").nth(1).inner_text()
+            for i in range(rows.count())}
+
+
+@pytest.mark.parametrize("municipality", ["alkmaar", "heiloo"])
+def test_staff_see_their_own_municipality_as_the_read_models_have_it(site, browser, municipality):
+    url, tokens, store = site
+    page = sign_in(browser, url, tokens[f"{municipality}-staff"])
+    docs = store.documents("trajectory", [municipality])
+    t, c = trajectory_figures(docs, YEAR), coaching_figures(docs, YEAR)
+    assert page.locator("header strong").inner_text().startswith(f"Tweespoor — {municipality.title()}")
+    assert page.locator("[data-testid=kpi-referred] b").inner_text() == str(t["referred"])
+    assert page.locator("[data-testid=kpi-placed] b").inner_text() == str(t["trajectories"]["placed"])
+    assert numbers(page, "funnel-numbers") == {
+        "Referred": str(t["referred"]), "Trajectory opened": str(t["trajectories"]["opened"]),
+        "Placed in a job": str(t["trajectories"]["placed"]),
+        "Employed after 12 months": str(c["retention_12_months"]["employed"])}
+    bars = page.locator("[data-testid=funnel] rect")
+    assert [float(bars.nth(i).get_attribute("data-value")) for i in range(4)][0] == t["referred"]
+    assert page.locator("select[name=municipality]").count() == 0  # no view of the others
+    page.close()
+
+
+def test_the_regional_role_sees_the_five_and_can_pick_one(site, browser):
+    url, tokens, store = site
+    page = sign_in(browser, url, tokens["region-staff"])
+    everything = trajectory_figures(store.documents("trajectory"), YEAR)
+    assert page.locator("[data-testid=kpi-referred] b").inner_text() == str(everything["referred"])
+    volumes = numbers(page, "volume-numbers")
+    assert volumes["Focus2Move"] == str(everything["volumes_by_programme"]["focus2move"])
+    page.select_option("select[name=municipality]", "bergen")
+    page.wait_for_url("**municipality=bergen**")
+    bergen = trajectory_figures(store.documents("trajectory", ["bergen"]), YEAR)
+    assert page.locator("[data-testid=kpi-referred] b").inner_text() == str(bergen["referred"])
+    page.close()
+
+
+def test_a_wrong_token_does_not_open_the_dashboard(site, browser):
+    url, _, _ = site
+    page = browser.new_page()
+    page.goto(f"{url}/dashboard")
+    page.fill("input[name=token]", "not-a-token")
+    page.click("button[type=submit]")
+    assert "does not open the dashboard" in page.locator("p.error").inner_text()
+    page.close()
