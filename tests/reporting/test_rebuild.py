@@ -55,7 +55,7 @@ async def test_a_rebuild_from_offset_0_gives_the_live_read_models_byte_for_byte(
         await producer.stop()
 
     after = store.dump()
-    assert len(store.documents("trajectory", ["bergen"])) == 1  # applied live, after the swap
+    assert sum(bool(d.get("placement")) for d in store.documents("trajectory", ["bergen"])) == 1  # live, after the swap
     assert after != before
     # a second rebuild, with nothing new, gives exactly the bytes of the live generation
     again = await rebuild(store, bootstrap, list(topics.values()))
