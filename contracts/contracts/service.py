@@ -17,9 +17,10 @@ from urllib.parse import unquote, urlsplit
 
 from eventsourcing.application import ProcessingEvent
 from eventsourcing.domain import Aggregate, event
-from eventsourcing.persistence import IntegrityError, JSONTranscoder, Tracking, Transcoding
+from eventsourcing.persistence import IntegrityError, JSONTranscoder, Mapper, Tracking, Transcoding
 from eventsourcing.projection import EventSourcedProjection
 
+from contracts.chain import ChainedMapper, ChainReport, verify
 from contracts.envelope import Attributes, CloudEvent
 from contracts.events import Event
 
@@ -100,6 +101,18 @@ class ServiceApplication(EventSourcedProjection[uuid.UUID]):
 
     group: str = ""
     consumes: tuple[type[Event], ...] = ()
+
+    def construct_mapper(self) -> Mapper:
+        # Every stored event is chained to the one before it: see contracts.chain.
+        return self.factory.mapper(transcoder=self.construct_transcoder(), mapper_class=ChainedMapper)
+
+    def construct_event_store(self) -> Any:
+        self.mapper.attach(self.recorder)
+        return super().construct_event_store()
+
+    def verify_chain(self, originator_id: uuid.UUID) -> ChainReport:
+        """Whether one aggregate's stored events are as they were recorded."""
+        return verify(self.recorder, originator_id)
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
