@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import logging
 import signal
 import sys
@@ -60,6 +61,21 @@ def cmd_chromium_install(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dlq(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from contracts.deadletters import list_dead_letters, redrive
+
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+    if args.action == "list":
+        for letter in asyncio.run(list_dead_letters(bootstrap, args.group)):
+            print(f"{letter.offset}\t{letter.topic}:{letter.partition}@{letter.original_offset}\t"
+                  f"{letter.type or '-'}\t{letter.reason}")
+    else:
+        print(f"re-drove {asyncio.run(redrive(bootstrap, args.group))} dead letters of {args.group}")
+    return 0
+
+
 def cmd_postgres_start(args: argparse.Namespace) -> int:
     server = postgres.LocalPostgres(port=args.port)
     try:
@@ -99,6 +115,11 @@ def build_parser() -> argparse.ArgumentParser:
     pstart = ps.add_parser("start", help="run a server in the foreground until Ctrl-C")
     pstart.add_argument("--port", type=int, default=None, help="port (default: a free one)")
     pstart.set_defaults(func=cmd_postgres_start)
+
+    d = groups.add_parser("dlq", help="a consumer group's dead letters (KAFKA_BOOTSTRAP_SERVERS)")
+    d.add_argument("action", choices=("list", "redrive"))
+    d.add_argument("--group", required=True, choices=("intake", "trajectory", "coaching", "reporting"))
+    d.set_defaults(func=cmd_dlq)
 
     c = groups.add_parser("chromium", help="Debian's Chromium, for the dashboard's browser test")
     c.add_subparsers(dest="action", required=True).add_parser(
