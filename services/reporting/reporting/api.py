@@ -101,7 +101,8 @@ def create_api(store: ReportingStore, credentials: Credentials, *, intake_url: s
         bsn_of = None
         if with_bsn:
             if not intake_url:
-                raise Problem(503, "Intake not configured", headers={"Retry-After": "60"})
+                raise Problem(422, "BSN not available", "This deployment does not reach intake.",
+                              errors=[{"field": "with_bsn", "reason": "not available here"}])
             bsn_of = _bsn_lookup(intake_url, request.headers.get("authorization", ""))
         return csv(esf_participants(docs, narrowing, bsn_of), "esf-participants.csv")
 

@@ -137,11 +137,11 @@ def install_dashboard(api: FastAPI, store: ReportingStore, credentials: Credenti
         principal = credentials.authenticate(token) if token else None
         return principal if principal and principal.may("dashboard:read") else None
 
-    @api.get("/dashboard/login", response_class=HTMLResponse, include_in_schema=False)
+    @api.get("/dashboard/login", response_class=HTMLResponse)
     def login_page(error: bool = False) -> str:
         return LOGIN.format(error='<p class="error">That token does not open the dashboard.</p>' if error else "")
 
-    @api.post("/dashboard/login", include_in_schema=False)
+    @api.post("/dashboard/login")
     def login(token: Annotated[str, Form(max_length=200)]) -> Response:
         principal = credentials.authenticate(token)
         if not principal or not principal.may("dashboard:read"):
@@ -150,13 +150,13 @@ def install_dashboard(api: FastAPI, store: ReportingStore, credentials: Credenti
         response.set_cookie(COOKIE, token, httponly=True, samesite="strict", max_age=8 * 3600)
         return response
 
-    @api.get("/dashboard/logout", include_in_schema=False)
+    @api.get("/dashboard/logout")
     def logout() -> Response:
         response = RedirectResponse("/dashboard/login", status_code=303)
         response.delete_cookie(COOKIE)
         return response
 
-    @api.get("/dashboard", response_class=HTMLResponse, include_in_schema=False)
+    @api.get("/dashboard", response_class=HTMLResponse)
     def dashboard(request: Request, municipality: Annotated[str | None, Query(max_length=40)] = None,
                   year: Annotated[int | None, Query(ge=2000, le=2100)] = None) -> Response:
         principal = signed_in(request)
