@@ -7,8 +7,10 @@ fixture fails with what to install; a test that needs them is never skipped sile
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -19,11 +21,39 @@ USED: dict[str, str] = {}
 
 
 @pytest.fixture(scope="session")
-def kafka() -> Iterator[discovery.KafkaEndpoint]:
+def kafka(tmp_path_factory) -> Iterator[discovery.KafkaEndpoint]:
     with discovery.kafka() as endpoint:
         USED["kafka"] = (f"Apache Kafka {discovery.broker_version(endpoint)} ({endpoint.kind}) "
                          f"at {endpoint.bootstrap_servers}")
         yield endpoint
+        # After every test that used the broker: nothing personal on any topic or in any log.
+        problems = asyncio.run(_privacy_scan(endpoint, tmp_path_factory.getbasetemp()))
+        assert not problems, "personal data found:\n" + "\n".join(sorted(set(problems))[:20])
+
+
+async def _privacy_scan(endpoint: discovery.KafkaEndpoint, basetemp: Path) -> list[str]:
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    from tests.support.kafka_tools import read_all
+    from tests.support.privacy_scan import findings, personal_data_used_in_tests
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=endpoint.bootstrap_servers)
+    await admin.start()
+    topics = [t for t in await admin.list_topics() if not t.startswith("__")]
+    await admin.close()
+    texts: list[tuple[str, str]] = []
+    for topic in topics:
+        for record in await read_all(endpoint.bootstrap_servers, topic):
+            texts.append((f"{topic}@{record.offset}", (record.value or b"").decode(errors="replace")))
+            texts.extend((f"{topic}@{record.offset} {k}", v.decode(errors="replace"))
+                         for k, v in record.headers or ())
+    logs = list(basetemp.rglob("*.log")) + list(basetemp.rglob("*.out"))
+    if endpoint.controller is not None:
+        logs.append(Path(endpoint.controller.log_file))
+    texts.extend((str(path.name), path.read_text(errors="replace")) for path in logs if path.is_file())
+    USED["privacy"] = (f"privacy scan: {len(topics)} topics and {len(logs)} log files, "
+                       "no BSN, name or date of birth")
+    return findings(texts, personal_data_used_in_tests())
 
 
 @pytest.fixture(scope="session")
