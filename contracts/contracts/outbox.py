@@ -18,6 +18,7 @@ from aiokafka import AIOKafkaProducer
 from eventsourcing.application import Application
 from eventsourcing.persistence import Tracking
 
+from contracts.audit import AuditIndex
 from contracts.envelope import envelope, source_urn, to_record
 from contracts.events import Event
 
@@ -46,6 +47,7 @@ class OutboxRelay:
         batch_size: int = 500,
         idle_seconds: float = 0.05,
         after_publish: Callable[[int], Awaitable[None]] | None = None,
+        audit_index: AuditIndex | None = None,
     ) -> None:
         self.app = app
         self.translate = translate
@@ -57,6 +59,7 @@ class OutboxRelay:
         # A seam for the crash tests: runs after Kafka acknowledged, before the position
         # is recorded — the one moment a crash makes the relay publish twice.
         self.after_publish = after_publish
+        self.audit_index = audit_index if audit_index is not None else getattr(app, "audit_index", None)
 
     def position(self) -> int:
         return self.app.recorder.max_tracking_id(POSITION) or 0
@@ -95,10 +98,11 @@ class OutboxRelay:
         )
         if not notifications:
             return None, 0, []
-        records = []
+        records, speaks_about = [], []
         for notification in notifications:
             domain_event = self.app.mapper.to_domain_event(notification)
             for index, (municipality, payload) in enumerate(self.translate(domain_event)):
+                speaks_about.append((str(payload.trajectory_id), str(notification.originator_id)))
                 cloud_event = envelope(
                     payload,
                     source=source_urn(municipality, self.system),
@@ -107,4 +111,6 @@ class OutboxRelay:
                     time=domain_event.timestamp,
                 )
                 records.append(to_record(cloud_event))
+        if self.audit_index is not None:
+            self.audit_index.add(speaks_about)  # before publishing: no event goes unindexed
         return notifications[-1].id, len(notifications), records

@@ -22,6 +22,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from contracts import kafka
+from contracts.audit import install_audit
 from contracts.inbox import Inbox
 from contracts.outbox import OutboxRelay, Translate
 
@@ -81,6 +82,13 @@ class Service:
     # Other long-running work of the service (a scheduler, webhook deliveries): each is
     # started with the process and cancelled when it stops.
     background: Sequence[Callable[[], Awaitable[None]]] = field(default_factory=tuple)
+    # With credentials, auditors can read the service's own events per trajectory.
+    audit_credentials: Any = None
+
+    def __post_init__(self) -> None:
+        if self.audit_credentials is not None and self.translate is not None:
+            install_audit(self.api, self.app, self.translate, f"tweespoor-{self.settings.service}",
+                          self.audit_credentials)
 
     async def run(self, stop: asyncio.Event) -> None:
         name, bootstrap = self.settings.service, self.settings.bootstrap_servers

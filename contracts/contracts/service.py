@@ -20,6 +20,7 @@ from eventsourcing.domain import Aggregate, event
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, Mapper, Tracking, Transcoding
 from eventsourcing.projection import EventSourcedProjection
 
+from contracts.audit import AuditIndex
 from contracts.chain import ChainedMapper, ChainReport, verify
 from contracts.envelope import Attributes, CloudEvent
 from contracts.events import Event
@@ -108,6 +109,7 @@ class ServiceApplication(EventSourcedProjection[uuid.UUID]):
 
     def construct_event_store(self) -> Any:
         self.mapper.attach(self.recorder)
+        self.audit_index = AuditIndex(self.recorder)
         return super().construct_event_store()
 
     def verify_chain(self, originator_id: uuid.UUID) -> ChainReport:

@@ -120,7 +120,8 @@ def run(*, data_dir: Path, store: str = "sqlite", demo: bool = True) -> int:
             print(f"PostgreSQL: {postgres.kind}", flush=True)
         urls = {n: f"http://127.0.0.1:{env.get(f'{n.upper()}_PORT', DEFAULT_PORTS[n])}"
                 for n in SERVICES}
-        env.setdefault("REPORTING_INTAKE_URL", urls["intake"])
+        for name in ("intake", "trajectory", "coaching"):  # audit reads and BSN lookups
+            env.setdefault(f"REPORTING_{name.upper()}_URL", urls[name])
         processes = stack.enter_context(_services(env, log_dir))
         for name in SERVICES:
             _wait_healthy(urls[name], processes[name])

@@ -44,9 +44,11 @@ def build(settings: Settings, env: dict[str, str] | None = None) -> Service:
                 log.info("lbu_destination_unknown", extra={"offers": marked})
             await asyncio.sleep(interval)
 
-    return Service(settings=settings, app=app, api=create_api(app, Credentials.from_env(env)),
+    credentials = Credentials.from_env(env)
+    return Service(settings=settings, app=app, api=create_api(app, credentials),
                    publishes_to=INTAKE_EVENTS, translate=app.integration_events,
-                   consumes_from=(TRAJECTORY_EVENTS,), background=(lbu_timer,))
+                   consumes_from=(TRAJECTORY_EVENTS,), background=(lbu_timer,),
+                   audit_credentials=credentials)
 
 
 def cli() -> None:

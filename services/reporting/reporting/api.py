@@ -3,6 +3,7 @@ Errors are problem+json. (No `from __future__ import annotations`: FastAPI must 
 local dependency aliases as objects.)"""
 
 import datetime as dt
+import uuid
 from typing import Annotated, Any
 
 import httpx
@@ -13,6 +14,7 @@ from contracts import problems
 from contracts.access import Credentials, Principal, require
 from contracts.municipalities import MUNICIPALITIES, Municipality
 from contracts.problems import Problem
+from reporting import audit
 from reporting.dashboard import install_dashboard
 from reporting.exports import esf_participants, provider_sheet, srg_provisions
 from reporting.figures import Filters, coaching_figures, lbu_figures, provider_results, trajectory_figures
@@ -40,7 +42,8 @@ def municipalities_for(caller: Principal, asked: list[str] | None) -> list[str]:
 
 
 def create_api(store: ReportingStore, credentials: Credentials, *, intake_url: str | None = None,
-               today=dt.date.today) -> FastAPI:
+               today=dt.date.today, bootstrap_servers: str | None = None,
+               service_urls: dict[str, str] | None = None) -> FastAPI:
     api = FastAPI(title="Tweespoor reporting", version="0.2.0",
                   description="Figures and exports from read models rebuilt from Kafka. A "
                               "municipality's credential sees only that municipality.")
@@ -122,7 +125,81 @@ def create_api(store: ReportingStore, credentials: Credentials, *, intake_url: s
         return {"status": "ok"}
 
     install_dashboard(api, store, credentials, today)
+    install_audit_routes(api, store, credentials, bootstrap_servers, service_urls or {})
     return api
+
+
+def install_audit_routes(api: FastAPI, store: ReportingStore, credentials: Credentials,
+                         bootstrap_servers: str | None, service_urls: dict[str, str]) -> None:
+    auditor = Annotated[Principal, Depends(require(credentials, "audit:read", "auditor"))]
+    errors = {**ERRORS, 404: {"description": "Reporting knows no such trajectory", **PROBLEM}}
+
+    def known(trajectory_id: uuid.UUID, caller: Principal, action: str) -> dict[str, Any]:
+        store.log_access(caller.id, str(trajectory_id), action, dt.datetime.now(dt.UTC).isoformat())
+        doc = store.document("trajectory", str(trajectory_id))
+        if doc is None:
+            raise Problem(404, "Trajectory not found")
+        return doc
+
+    async def events_from(source: str, doc: dict[str, Any], trajectory_id: uuid.UUID,
+                          authorization: str) -> list[Any]:
+        if source == "kafka":
+            if not bootstrap_servers:
+                raise Problem(503, "Kafka not configured", headers={"Retry-After": "60"})
+            return await audit.from_kafka(bootstrap_servers, audit.positions_of(doc))
+        events = []
+        async with httpx.AsyncClient(timeout=30, headers={"Authorization": authorization}) as client:
+            for service, url in sorted(service_urls.items()):
+                response = await client.get(f"{url}/audit/trajectories/{trajectory_id}/events")
+                if response.status_code != 200:
+                    raise Problem(503, f"The {service} service did not answer",
+                                  headers={"Retry-After": "30"})
+                body = response.json()
+                broken = [c for c in body["chains"] if not c["intact"]]
+                if broken:
+                    raise Problem(409, "Tampered store", f"{service}: stream {broken[0]['stream']} breaks at "
+                                  f"version {broken[0]['broken_at']} ({broken[0]['reason']})", chains=broken)
+                events += [audit.from_json(e) for e in body["events"]]
+        return events
+
+    Source = Annotated[str, Query(pattern="^(kafka|stores)$", description="Read from Kafka or from the services' stores")]
+
+    @api.get("/audit/trajectories/{trajectory_id}/timeline", responses=errors, tags=["audit"])
+    async def timeline(trajectory_id: uuid.UUID, request: Request, caller: auditor,
+                       source: Source = "kafka") -> dict[str, Any]:
+        """Every event of one trajectory from every service, in order, with valid time,
+        recorded time and the service that caused it."""
+        doc = known(trajectory_id, caller, f"timeline:{source}")
+        events = await events_from(source, doc, trajectory_id, request.headers.get("authorization", ""))
+        return {"trajectory_id": str(trajectory_id), "source": source, "events": audit.timeline(events)}
+
+    @api.get("/audit/trajectories/{trajectory_id}/as-of", responses=errors, tags=["audit"])
+    async def as_of(trajectory_id: uuid.UUID, caller: auditor, valid: dt.date | None = None,
+                    known_at: dt.datetime | None = None) -> dict[str, Any]:
+        """The trajectory (and its coaching plan) as it stood on `valid`, as the system
+        knew it at `known_at`."""
+        doc = known(trajectory_id, caller, "as-of")
+        if known_at and known_at.tzinfo is None:
+            known_at = known_at.replace(tzinfo=dt.UTC)
+        events = await events_from("kafka", doc, trajectory_id, "")
+        state = audit.as_of(events, valid=valid, known=known_at)
+        if state:
+            state.pop("log", None)
+        return {"trajectory_id": str(trajectory_id), "valid": valid, "known_at": known_at, "state": state}
+
+    @api.get("/audit/trajectories/{trajectory_id}/check", responses=errors, tags=["audit"])
+    async def check(trajectory_id: uuid.UUID, request: Request, caller: auditor) -> dict[str, Any]:
+        """Whether the Kafka topics and the services' stores agree on this trajectory."""
+        doc = known(trajectory_id, caller, "check")
+        authorization = request.headers.get("authorization", "")
+        return {"trajectory_id": str(trajectory_id),
+                **audit.compare(await events_from("kafka", doc, trajectory_id, authorization),
+                                await events_from("stores", doc, trajectory_id, authorization))}
+
+    @api.get("/audit/access-log", responses=ERRORS, tags=["audit"])
+    def access_log(caller: auditor, trajectory_id: uuid.UUID | None = None) -> dict[str, Any]:
+        """Who looked at which trajectory, and when (auditors included)."""
+        return {"entries": store.access_log(str(trajectory_id) if trajectory_id else None)}
 
 
 def _bsn_lookup(intake_url: str, authorization: str):

@@ -20,7 +20,10 @@ from reporting.store import ReportingStore
 def build(settings: Settings, env: dict[str, str] | None = None) -> Service:
     env = dict(os.environ if env is None else env)
     store = ReportingStore(settings.database_url)
-    api = create_api(store, Credentials.from_env(env), intake_url=env.get("REPORTING_INTAKE_URL"))
+    services = {name: url for name in ("intake", "trajectory", "coaching")
+                if (url := env.get(f"REPORTING_{name.upper()}_URL"))}
+    api = create_api(store, Credentials.from_env(env), intake_url=env.get("REPORTING_INTAKE_URL"),
+                     bootstrap_servers=settings.bootstrap_servers, service_urls=services)
     return Service(settings=settings, app=store, api=api, consumes_from=EVENT_TOPICS)
 
 

@@ -180,6 +180,8 @@ class ReportingStore:
             if key not in docs:
                 docs[key] = self._load(cur, g, key) or new_document(*key)
             project(docs[key], cloud_event.data, attrs)
+            # Where the event is on Kafka: an audit replay reads just these records.
+            docs[key].setdefault("log", {})[f"{topic}/{partition}/{offset}"] = attrs.type
             outcomes.append(Outcome.APPLIED)
         for (kind, id_), doc in docs.items():
             cur.execute(self._sql(f"INSERT INTO {g}_docs (kind, id, municipality, data) VALUES (?, ?, ?, ?) "
@@ -218,6 +220,31 @@ class ReportingStore:
             g = f"g{generation or self._live(cur, lock=False)}"
             cur.execute(f"SELECT data FROM {g}_docs ORDER BY kind, id")
             return "\n".join(row[0] for row in cur.fetchall())
+
+    def document(self, kind: str, id_: str) -> Doc | None:
+        with self._transaction() as cur:
+            return self._load(cur, f"g{self._live(cur, lock=False)}", (kind, id_))
+
+    def log_access(self, who: str, trajectory_id: str, action: str, at: str) -> None:
+        """The access log: who looked at which trajectory, auditors included. Kept apart
+        from the read models, so a rebuild never touches it."""
+        with self._transaction() as cur:
+            cur.execute("CREATE TABLE IF NOT EXISTS access_log (at TEXT NOT NULL, who TEXT NOT NULL, "
+                        "trajectory_id TEXT NOT NULL, action TEXT NOT NULL)")
+            cur.execute(self._sql("INSERT INTO access_log (at, who, trajectory_id, action) VALUES (?, ?, ?, ?)"),
+                        (at, who, trajectory_id, action))
+
+    def access_log(self, trajectory_id: str | None = None) -> list[dict[str, str]]:
+        with self._transaction() as cur:
+            cur.execute("CREATE TABLE IF NOT EXISTS access_log (at TEXT NOT NULL, who TEXT NOT NULL, "
+                        "trajectory_id TEXT NOT NULL, action TEXT NOT NULL)")
+            if trajectory_id:
+                cur.execute(self._sql("SELECT at, who, trajectory_id, action FROM access_log "
+                                      "WHERE trajectory_id = ? ORDER BY at"), (trajectory_id,))
+            else:
+                cur.execute("SELECT at, who, trajectory_id, action FROM access_log ORDER BY at")
+            return [dict(zip(("at", "who", "trajectory_id", "action"), row, strict=True))
+                    for row in cur.fetchall()]
 
     def live_generation(self) -> int:
         with self._transaction() as cur:
