@@ -146,6 +146,17 @@ class ReturnedForBenefit(Event):
     from_unknown_destination: bool
 
 
+class PersonErased(Event):
+    """The person behind this trajectory was erased: their key is gone, so their personal
+    data is unreadable everywhere; the trajectory's events and figures stay."""
+
+    type = f"{TYPE_PREFIX}.privacy.person-erased.v1"
+    client_id: UUID
+    municipality: Municipality
+    erased_on: dt.date
+    reason: Literal["retention-ended", "request"]
+
+
 # --- trajectory ----------------------------------------------------------------------
 
 
@@ -185,6 +196,8 @@ class ObstacleIdentified(Event):
     obstacle_id: UUID
     kind: ObstacleKind
     identified_on: dt.date
+    # Added with provider assignment: the discipline that takes the obstacle on, if any.
+    discipline: str | None = Field(None, min_length=1, max_length=80)
 
 
 class ObstacleResolved(Event):
@@ -215,7 +228,116 @@ class TrajectoryClosed(Event):
     closed_on: dt.date
 
 
+Discipline = Annotated[str, Field(min_length=1, max_length=80)]
+ContractEndReason = Literal[
+    "term-expired", "regular-job", "dismissed", "resigned", "trajectory-closed", "other"
+]
+
+
+class AssignmentWaitlisted(Event):
+    """No contracted provider had a free place in a discipline: the trajectory waits in
+    order and is assigned (ProviderAssigned) when a place frees."""
+
+    type = f"{TYPE_PREFIX}.trajectory.assignment-waitlisted.v1"
+    discipline: Discipline
+    waitlisted_on: dt.date
+
+
+class AssignmentRefused(Event):
+    """No provider can be assigned to a discipline: no contract covers the municipality,
+    or none on that date (contracts run for a period)."""
+
+    type = f"{TYPE_PREFIX}.trajectory.assignment-refused.v1"
+    discipline: Discipline
+    refused_on: dt.date
+    reason: Literal["outside-contract-period", "no-contract-for-municipality"]
+
+
+class ProviderReleased(Event):
+    """A provider's part in one discipline of a trajectory ended; its place is free again."""
+
+    type = f"{TYPE_PREFIX}.trajectory.provider-released.v1"
+    provider: str = Field(min_length=1, max_length=80)
+    discipline: Discipline
+    released_on: dt.date
+    reason: Literal["completed", "trajectory-ended"]
+
+
+class PlanAgreed(Event):
+    """Intake and diagnosis led to a plan; it names the further disciplines it needs."""
+
+    type = f"{TYPE_PREFIX}.trajectory.plan-agreed.v1"
+    agreed_on: dt.date
+    disciplines: tuple[Discipline, ...] = ()
+
+
+class ContractExtended(Event):
+    """Work track: the temporary contract runs longer."""
+
+    type = f"{TYPE_PREFIX}.trajectory.contract-extended.v1"
+    employer: str = Field(min_length=1, max_length=120)
+    extended_on: dt.date
+    ends_on: dt.date
+
+
+class ContractEnded(Event):
+    """Work track: the temporary contract ended."""
+
+    type = f"{TYPE_PREFIX}.trajectory.contract-ended.v1"
+    employer: str = Field(min_length=1, max_length=120)
+    ended_on: dt.date
+    reason: ContractEndReason
+
+
+class MediationAttemptFailed(Event):
+    """Work first: an attempt to mediate the client into work did not succeed."""
+
+    type = f"{TYPE_PREFIX}.trajectory.mediation-failed.v1"
+    attempted_on: dt.date
+    reason: Literal["no-suitable-vacancy", "not-hired", "not-ready", "other"]
+
+
+class SchoolingStarted(Event):
+    """Schooling began, after a failed mediation attempt, for a stated labour-market need."""
+
+    type = f"{TYPE_PREFIX}.trajectory.schooling-started.v1"
+    starts_on: dt.date
+    relevance: Literal[
+        "shortage-occupation", "required-qualification", "employer-commitment", "basic-work-skills"
+    ]
+    occupation: str = Field(min_length=1, max_length=120)  # what the schooling prepares for
+
+
+class SchoolingEnded(Event):
+    """The schooling ended, completed or stopped."""
+
+    type = f"{TYPE_PREFIX}.trajectory.schooling-ended.v1"
+    ended_on: dt.date
+    outcome: Literal["completed", "stopped"]
+
+
+class TrajectoryReopened(Event):
+    """A placed client needs more than coaching: the trajectory is active again."""
+
+    type = f"{TYPE_PREFIX}.trajectory.reopened.v1"
+    reopened_on: dt.date
+    reason: Literal["job-lost", "obstacles-returned", "needs-training", "health", "other"]
+
+
 # --- coaching ------------------------------------------------------------------------
+
+# Enumerations rather than free text: a coach's notes about a person are personal data.
+ContractType = Literal["permanent", "fixed-term", "temporary-agency", "other"]
+CheckInIssue = Literal[
+    "debts", "childcare", "travel", "conflict-at-work", "health", "working-hours", "other"
+]
+NextStep = Literal[
+    "next-check-in", "extra-contact", "meet-employer", "refer-to-support", "request-reopen", "none"
+]
+ReopenReason = Literal["job-lost", "obstacles-returned", "needs-training", "health", "other"]
+# "provider:<slug>" (the provider holding "Directe bemiddeling en Nazorg") or
+# "municipality:<name>" (the municipality's own job coach): a role, never a person.
+CoachId = Annotated[str, Field(pattern=r"^(provider|municipality):[a-z0-9-]{1,64}$")]
 
 
 class CoachingStarted(Event):
@@ -228,6 +350,12 @@ class CoachingStarted(Event):
     job_starts_on: dt.date
     ends_on: dt.date
     check_ins_due: tuple[dt.date, ...]
+    # Added with the coaching plan (optional, so the first shape still validates):
+    employer: str | None = Field(None, min_length=1, max_length=120)
+    hours_per_week: Hours | None = None
+    contract_type: ContractType | None = None
+    six_month_on: dt.date | None = None  # when the six-month point (ESF) is measured
+    grace_days: int | None = Field(None, ge=0, le=60)  # after a due date, before overdue
 
 
 class CheckInRecorded(Event):
@@ -241,6 +369,10 @@ class CheckInRecorded(Event):
     still_employed: bool
     hours_per_week: Hours | None = None
     support: tuple[Literal["debts", "childcare", "travel", "conflict-at-work", "other"], ...] = ()
+    # Added with the coaching plan. Without contact, `still_employed` is the last known status.
+    issues_raised: tuple[CheckInIssue, ...] = ()
+    next_step: NextStep | None = None
+    recorded_by: CoachId | None = None
 
 
 class CheckInOverdue(Event):
@@ -268,6 +400,64 @@ class CoachingCompleted(Event):
     plan_id: UUID
     completed_on: dt.date
     employed_at_end: bool
+    same_employer: bool | None = None
+
+
+class PlacedAgain(Event):
+    """The coached client started another job within the coaching year (after losing one,
+    or moving straight on); coaching goes on to the plan's original end date."""
+
+    type = f"{TYPE_PREFIX}.coaching.placed-again.v1"
+    plan_id: UUID
+    starts_on: dt.date
+    employer: str = Field(min_length=1, max_length=120)
+    hours_per_week: Hours
+    contract_type: ContractType
+    same_employer: bool  # as the placement that started the plan
+    ends_on: dt.date  # unchanged: the end of the coaching year
+
+
+class CoachChanged(Event):
+    """Another coach took over the plan (a provider was given the aftercare later)."""
+
+    type = f"{TYPE_PREFIX}.coaching.coach-changed.v1"
+    plan_id: UUID
+    coach_id: CoachId
+    changed_on: dt.date
+
+
+class SixMonthPointReached(Event):
+    """Six months after the placement, when ESF measures results: in work or not."""
+
+    type = f"{TYPE_PREFIX}.coaching.six-month-point.v1"
+    plan_id: UUID
+    measured_on: dt.date
+    employed: bool
+    same_employer: bool | None = None  # when employed: with the employer of the placement
+
+
+class TrajectoryReopenRequested(Event):
+    """Coaching asks the trajectory service to reopen the trajectory: the person needs
+    more than coaching. The coaching plan itself goes on to its end date."""
+
+    type = f"{TYPE_PREFIX}.coaching.trajectory-reopen-requested.v1"
+    request_id: UUID
+    plan_id: UUID
+    municipality: Municipality
+    requested_on: dt.date
+    reason: ReopenReason
+    requested_by: CoachId
+    employed: bool  # whether the client is in a job on `requested_on`
+
+
+class FollowUpContactRecorded(Event):
+    """After the coaching year, the municipality kept in touch: a later contact."""
+
+    type = f"{TYPE_PREFIX}.coaching.follow-up-recorded.v1"
+    plan_id: UUID
+    contacted_on: dt.date
+    contact_made: bool
+    employed: bool | None = None  # known only when contact was made
     same_employer: bool | None = None
 
 

@@ -21,7 +21,7 @@ def _entries() -> list[dict[str, Any]]:
     entries: list[dict[str, Any]] = []
     for m in MUNICIPALITIES:
         entries.append({"id": f"{m}-case-system", "kind": "municipality", "municipality": m,
-                        "scopes": ["referrals:read", "referrals:write", "persons:read",
+                        "scopes": ["referrals:read", "referrals:write", "persons:read", "persons:erase",
                                    "trajectories:read", "coaching:read", "reports:read"]})
         entries.append({"id": f"{m}-staff", "kind": "staff", "municipality": m,
                         "scopes": ["reports:read", "dashboard:read"]})

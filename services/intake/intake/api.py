@@ -85,6 +85,13 @@ class WithdrawalRequest(BaseModel):
     reason: Literal["client-request", "moved-away", "back-on-benefit", "error", "other"]
 
 
+class ErasureRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Literal["request", "retention-ended"] = Field(
+        description="A valid request of the person (AVG art. 17), or the end of the retention period")
+
+
 class JobOfferRequest(PersonFields):
     """LBU: a job offered to a new applicant instead of a benefit."""
 
@@ -168,6 +175,14 @@ def create_api(app: IntakeApplication, credentials: Credentials) -> FastAPI:
     def person(referral_id: uuid.UUID, caller: personal) -> dict[str, Any]:
         """Whom the referral is about: only for credentials with the persons:read scope."""
         return app.person(referral_id, caller)
+
+    eraser = Annotated[Principal, Depends(require(credentials, "persons:erase", "municipality"))]
+
+    @api.post("/referrals/{referral_id}/person/erasure", responses=_errors())
+    def erase(referral_id: uuid.UUID, request: ErasureRequest, caller: eraser) -> dict[str, Any]:
+        """Erase the person this referral is about, in all their referrals and offers: their
+        key is deleted, so their data is unreadable everywhere; the erasure is on record."""
+        return app.erase_person_of(referral_id, caller, reason=request.reason)
 
     @api.post("/job-offers", status_code=201, responses=_errors())
     def offer(request: JobOfferRequest, caller: writer, response: Response,

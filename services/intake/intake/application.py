@@ -14,18 +14,21 @@ from typing import Any
 
 from eventsourcing.application import AggregateNotFoundError, ProcessingEvent
 from eventsourcing.persistence import IntegrityError
+from eventsourcing.utils import get_topic
 
 from contracts.access import Principal
 from contracts.envelope import Attributes
 from contracts.events import (
     ClientReferred, DestinationUnknown, Event, JobOfferAccepted, JobOfferMade, JobOfferRefused,
-    PlacedInJob, ReferralRejected, ReferralWithdrawn, ReturnedForBenefit, TrajectoryClosed,
-    TrajectoryOpened,
+    PersonErased, PlacedInJob, ReferralRejected, ReferralWithdrawn, ReturnedForBenefit,
+    TrajectoryClosed, TrajectoryOpened,
 )
 from contracts.idempotency import IdempotencyRecord, replay
 from contracts.problems import Problem
 from contracts.service import ServiceApplication
-from intake.domain import OpenReferral, Referral, ReferralError, TrajectoryLink, client_pseudonym
+from intake.domain import (
+    ClientFile, OpenReferral, Referral, ReferralError, TrajectoryLink, client_pseudonym,
+)
 from intake.eligibility import REASONS, Applicant, reasons_against
 from intake.lbu import DEFAULT_RESPONSE_WEEKS, JobOffer, RefusedOffers
 from intake.privacy import KeyStore, MemoryKeyStore, Person, SqlKeyStore, Vault
@@ -36,6 +39,11 @@ class IntakeConfig:
     pseudonym_key: bytes
     focus2move_municipalities: frozenset[str] = frozenset({"alkmaar"})
     lbu_response_weeks: int = DEFAULT_RESPONSE_WEEKS
+    # Years a closed file is kept, per programme, before the person is erased on its own.
+    retention_years: tuple[tuple[str, int], ...] = (
+        ("social-activation", 7), ("reintegration", 7), ("focus2move", 7), ("lbu", 7))
+    # ESF files are kept at least until the end of the period's retention date.
+    esf_retention_until: dt.date | None = None
 
 
 @dataclass(frozen=True)
@@ -116,11 +124,23 @@ class IntakeApplication(ServiceApplication):
             changed += self._hold_slot(client_id, given.programme, referral.id)
             referral.accept(self.clock())
             changed.append(TrajectoryLink(referral.trajectory_id, referral.id))
+        changed.append(self._filed(client_id, referral.id, referral.trajectory_id,
+                                   given.municipality, given.programme))
         body = self._summary(referral)
         if keyed:
             changed.append(IdempotencyRecord(keyed.scope, keyed.key, keyed.request, 201, body))
         self.save(*changed)
         return 201, body
+
+    def _filed(self, client_id: uuid.UUID, aggregate_id: uuid.UUID, trajectory_id: uuid.UUID,
+               municipality: str, programme: str) -> ClientFile:
+        """The person's file, with one more referral or offer in it."""
+        try:
+            file: ClientFile = self.repository.get(ClientFile.create_id(client_id))
+        except AggregateNotFoundError:
+            file = ClientFile(client_id)
+        file.add(aggregate_id, trajectory_id, municipality, programme)
+        return file
 
     def _hold_slot(self, client_id: uuid.UUID, programme: str, referral_id: uuid.UUID) -> list[Any]:
         """The (person, programme) slot, held for this referral; 409 if another holds it."""
@@ -198,6 +218,59 @@ class IntakeApplication(ServiceApplication):
             "history": [{"status": s, "on": d.isoformat()} for s, d in referral.history],
         }
 
+    # --- erasure ---------------------------------------------------------------------
+
+    def erase_person_of(self, referral_id: uuid.UUID, caller: Principal, *, reason: str) -> dict[str, Any]:
+        """Erases the person a referral is about, in all their referrals and offers."""
+        referral = self._referral_for(referral_id, caller)
+        return self.erase(referral.client_id, reason=reason)
+
+    def erase(self, client_id: uuid.UUID, *, reason: str) -> dict[str, Any]:
+        """Records the erasure, then deletes the person's key (again, if a crash came
+        between the two: the record is what makes it happen)."""
+        file: ClientFile = self.repository.get(ClientFile.create_id(client_id))
+        if file.erased_on is None:
+            file.erase(self.clock(), reason)
+            self.save(file)
+        self.vault.keys.shred(client_id)
+        return {"client_id": str(client_id), "erased_on": file.erased_on.isoformat(),
+                "reason": file.reason, "referrals_and_offers": len(file.entries)}
+
+    def erase_expired(self) -> int:
+        """The retention job: people whose every referral and offer has been closed for
+        longer than its programme's retention (and past the ESF date) are erased."""
+        today, erased = self.clock(), 0
+        if self.config.esf_retention_until and today <= self.config.esf_retention_until:
+            return 0
+        years = dict(self.config.retention_years)
+        for file in self._client_files():
+            if file.erased_on is not None:
+                self.vault.keys.shred(file.client_id)  # finish an erasure a crash interrupted
+                continue
+            ends = [self._retained_until(uuid.UUID(a), e["programme"], years) for a, e in file.entries.items()]
+            if ends and all(end is not None and end < today for end in ends):
+                self.erase(file.client_id, reason="retention-ended")
+                erased += 1
+        return erased
+
+    def _retained_until(self, aggregate_id: uuid.UUID, programme: str, years: dict[str, int]) -> dt.date | None:
+        """None while the referral or offer is still open; else its last day of retention."""
+        item = self.repository.get(aggregate_id)
+        if isinstance(item, Referral) and item.is_open:
+            return None
+        if isinstance(item, JobOffer) and item.state in ("offered", "refused"):
+            return None
+        last = item.history[-1][1]
+        return last.replace(year=last.year + years.get(programme, 7), day=min(last.day, 28))
+
+    def _client_files(self) -> list[ClientFile]:
+        topic, position, files = get_topic(ClientFile.Opened), None, []
+        while page := self.recorder.select_notifications(position, 500, topics=[topic],
+                                                         inclusive_of_start=False):
+            files += [self.repository.get(n.originator_id) for n in page]
+            position = page[-1].id
+        return files
+
     # --- LBU: a job instead of a benefit ------------------------------------------------
 
     def offer_job(self, person: Person, *, municipality: str, offered_on: dt.date,
@@ -211,6 +284,7 @@ class IntakeApplication(ServiceApplication):
                          caseworker_id=caseworker_id)
         body = self._offer_summary(offer)
         extra = [IdempotencyRecord(keyed.scope, keyed.key, keyed.request, 201, body)] if keyed else []
+        extra.append(self._filed(client_id, offer.id, offer.trajectory_id, municipality, "lbu"))
         try:
             self.save(offer, *extra)
         except IntegrityError:
@@ -238,7 +312,8 @@ class IntakeApplication(ServiceApplication):
         slot = self._hold_slot(offer.client_id, "focus2move", referral.id)
         referral.accept(accepted_on)
         self.save(offer, referral, *slot, TrajectoryLink(referral.trajectory_id, referral.id),
-                  *self._unwatch(offer))
+                  *self._unwatch(offer), self._filed(offer.client_id, referral.id, referral.trajectory_id,
+                                                     offer.municipality, "focus2move"))
         return self._offer_summary(offer)
 
     def refuse_offer(self, offer_id: uuid.UUID, caller: Principal, *, refused_on: dt.date) -> dict[str, Any]:
@@ -342,6 +417,13 @@ class IntakeApplication(ServiceApplication):
             referral: Referral = self.repository.get(domain_event.originator_id,
                                                      version=domain_event.originator_version)
             return [(referral.municipality, _referral_event(referral, domain_event))]
+        if kind is ClientFile.Erased:
+            file: ClientFile = self.repository.get(domain_event.originator_id,
+                                                   version=domain_event.originator_version)
+            return [(entry["municipality"], PersonErased(
+                trajectory_id=uuid.UUID(entry["trajectory_id"]), client_id=file.client_id,
+                municipality=entry["municipality"], erased_on=domain_event.erased_on,
+                reason=domain_event.reason)) for _, entry in sorted(file.entries.items())]
         if kind in (JobOffer.Made, JobOffer.Accepted, JobOffer.Refused,
                     JobOffer.DestinationUnknown, JobOffer.Returned):
             offer: JobOffer = self.repository.get(domain_event.originator_id,

@@ -157,3 +157,35 @@ class TrajectoryLink(Aggregate):
     @event("Linked")
     def __init__(self, id: uuid.UUID, referral_id: uuid.UUID) -> None:
         self.referral_id = referral_id
+
+
+FILE_NAMESPACE = uuid.UUID("8a1e4f6b-3c2d-4e5f-9a0b-1c2d3e4f5a6b")
+
+
+class ClientFile(Aggregate):
+    """One person's referrals and offers, so that erasing the person reaches all of them
+    and the erasure itself is on record."""
+
+    @staticmethod
+    def create_id(client_id: uuid.UUID) -> uuid.UUID:
+        return uuid.uuid5(FILE_NAMESPACE, str(client_id))
+
+    @event("Opened")
+    def __init__(self, client_id: uuid.UUID) -> None:
+        self.client_id = client_id
+        self.entries: dict[str, dict[str, str]] = {}  # aggregate id -> trajectory, municipality, programme
+        self.erased_on: dt.date | None = None
+
+    @event("Added")
+    def add(self, aggregate_id: uuid.UUID, trajectory_id: uuid.UUID, municipality: str, programme: str) -> None:
+        self.entries[str(aggregate_id)] = {"trajectory_id": str(trajectory_id),
+                                           "municipality": municipality, "programme": programme}
+
+    @property
+    def municipalities(self) -> set[str]:
+        return {e["municipality"] for e in self.entries.values()}
+
+    @event("Erased")
+    def erase(self, erased_on: dt.date, reason: str) -> None:
+        self.erased_on = erased_on
+        self.reason = reason

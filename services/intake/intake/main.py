@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import os
 
@@ -28,6 +29,7 @@ def config_from_env(env: dict[str, str]) -> IntakeConfig:
         pseudonym_key=(key or DEVELOPMENT_KEY).encode(),
         focus2move_municipalities=frozenset(m for m in focus2move.split(",") if m),
         lbu_response_weeks=int(env.get("INTAKE_LBU_RESPONSE_WEEKS", "13")),
+        esf_retention_until=dt.date.fromisoformat(esf) if (esf := env.get("INTAKE_ESF_RETENTION_UNTIL")) else None,
     )
 
 
@@ -45,9 +47,17 @@ def build(settings: Settings, env: dict[str, str] | None = None) -> Service:
             await asyncio.sleep(interval)
 
     credentials = Credentials.from_env(env)
+    async def retention() -> None:
+        """Erases, on its own, the people whose files are past their retention."""
+        while True:
+            erased = await asyncio.to_thread(app.erase_expired)
+            if erased:
+                log.info("retention_erased", extra={"people": erased})
+            await asyncio.sleep(float(env.get("INTAKE_RETENTION_SECONDS", "86400")))
+
     return Service(settings=settings, app=app, api=create_api(app, credentials),
                    publishes_to=INTAKE_EVENTS, translate=app.integration_events,
-                   consumes_from=(TRAJECTORY_EVENTS,), background=(lbu_timer,),
+                   consumes_from=(TRAJECTORY_EVENTS,), background=(lbu_timer, retention),
                    audit_credentials=credentials)
 
 

@@ -120,3 +120,4 @@ class Vault:
 
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
+

@@ -3,6 +3,7 @@ Errors are problem+json. (No `from __future__ import annotations`: FastAPI must 
 local dependency aliases as objects.)"""
 
 import datetime as dt
+import time
 import uuid
 from typing import Annotated, Any
 
@@ -206,13 +207,18 @@ def _bsn_lookup(intake_url: str, authorization: str):
     client = httpx.Client(base_url=intake_url, timeout=10, headers={"Authorization": authorization})
 
     def bsn_of(doc: dict[str, Any]) -> str | None:
-        response = client.get(f"/referrals/{doc.get('referral_id')}/person")
+        for attempt in range(3):  # intake may be briefly busy (a 503 says when to retry)
+            response = client.get(f"/referrals/{doc.get('referral_id')}/person")
+            if response.status_code != 503:
+                break
+            time.sleep(0.2 * (attempt + 1))
         if response.status_code == 403:
             raise Problem(403, "Forbidden", "Intake does not show this credential any BSN.")
         if response.status_code in (404, 410):
             return None  # erased, or not intake's
         if response.status_code != 200:
-            raise Problem(503, "Intake unavailable", headers={"Retry-After": "30"})
+            raise Problem(503, "Intake unavailable", f"intake answered {response.status_code}",
+                          headers={"Retry-After": "30"})
         return response.json()["bsn"]
 
     return bsn_of

@@ -165,7 +165,12 @@ def _returned(doc: Doc, e: ev.ReturnedForBenefit) -> None:
                        returned_from_unknown=e.from_unknown_destination)
 
 
+def _erased(doc: Doc, e: ev.PersonErased) -> None:
+    doc["erased"] = {"erased_on": _d(e.erased_on), "reason": e.reason}
+
+
 HANDLERS: dict[type[ev.Event], Callable[[Doc, Any], None]] = {
+    ev.PersonErased: _erased,
     ev.ClientReferred: _referred, ev.ReferralRejected: _rejected, ev.ReferralWithdrawn: _withdrawn,
     ev.TrajectoryOpened: _opened, ev.ProviderAssigned: _assigned, ev.ContractStarted: _contract,
     ev.ObstacleIdentified: _obstacle, ev.ObstacleResolved: _obstacle_resolved,
