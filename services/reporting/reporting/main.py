@@ -1,13 +1,17 @@
 """Reporting's composition root: it reads every event topic and publishes nothing.
 
 `tweespoor-reporting` runs the service; `tweespoor-reporting rebuild` rebuilds every
-read model from offset 0 beside the live ones and swaps them in.
+read model from offset 0 beside the live ones and swaps them in; `tweespoor-reporting
+audit timeline|as-of|check <trajectory>` asks the auditor's API.
 """
 
 import argparse
 import asyncio
 import json
 import os
+import sys
+
+import httpx
 
 from contracts.access import Credentials
 from contracts.runtime import Service, Settings, configure_logging, serve
@@ -27,7 +31,33 @@ def build(settings: Settings, env: dict[str, str] | None = None) -> Service:
     return Service(settings=settings, app=store, api=api, consumes_from=EVENT_TOPICS)
 
 
+def audit_cli(argv: list[str]) -> None:
+    """`tweespoor-reporting audit timeline|as-of|check <trajectory>`: the auditor's API on
+    the command line (with the auditor's own token, so the access log has it too)."""
+    parser = argparse.ArgumentParser(prog="tweespoor-reporting audit")
+    parser.add_argument("what", choices=("timeline", "as-of", "check"))
+    parser.add_argument("trajectory_id")
+    parser.add_argument("--source", choices=("kafka", "stores"), default="kafka")
+    parser.add_argument("--valid", help="as-of: the date in the world (YYYY-MM-DD)")
+    parser.add_argument("--known-at", help="as-of: what the system knew at (ISO date-time)")
+    parser.add_argument("--url", default=os.environ.get("REPORTING_URL", "http://127.0.0.1:8004"))
+    args = parser.parse_args(argv)
+    token = os.environ.get("TWEESPOOR_TOKEN")
+    if not token:
+        raise SystemExit("set TWEESPOOR_TOKEN to an auditor's token")
+    params = {"timeline": {"source": args.source}, "check": {},
+              "as-of": {k: v for k, v in (("valid", args.valid), ("known_at", args.known_at)) if v}}[args.what]
+    response = httpx.get(f"{args.url}/audit/trajectories/{args.trajectory_id}/{args.what}", params=params,
+                         headers={"Authorization": f"Bearer {token}"}, timeout=60)
+    print(json.dumps(response.json(), indent=2))
+    if response.status_code != 200 or (args.what == "check" and not response.json()["agree"]):
+        raise SystemExit(1)
+
+
 def cli() -> None:
+    if sys.argv[1:2] == ["audit"]:
+        audit_cli(sys.argv[2:])
+        return
     parser = argparse.ArgumentParser(prog="tweespoor-reporting", description=__doc__)
     parser.add_argument("command", nargs="?", choices=("serve", "rebuild"), default="serve")
     args = parser.parse_args()
