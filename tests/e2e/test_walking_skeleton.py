@@ -81,7 +81,7 @@ def test_a_referral_reaches_every_service_and_ctrl_c_leaves_nothing_behind(runni
     assert created.status_code == 201, created.text
     trajectory_id = created.json()["trajectory_id"]
 
-    until(lambda: httpx.get(f"{urls['trajectory']}/trajectories/{trajectory_id}").status_code == 200)
+    until(lambda: httpx.get(f"{urls['trajectory']}/trajectories/{trajectory_id}", headers=auth).status_code == 200)
     referred = "nl.reintegratie.referral.client-referred.v1"
     opened = "nl.reintegratie.trajectory.opened.v1"
     counts = until(lambda: (c := httpx.get(f"{urls['reporting']}/event-counts", headers=auth).json()["per_type"])

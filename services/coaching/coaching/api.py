@@ -1,21 +1,125 @@
-"""Coaching's HTTP API: thin, errors as problem+json."""
+"""Coaching's HTTP API for coaches and the municipal case systems: thin, errors as
+problem+json. Providers record through signed webhooks (`coaching.webhooks`).
 
-from __future__ import annotations
+(No `from __future__ import annotations`: FastAPI reads the dependency annotations.)
+"""
 
-from typing import Any
+import uuid
+from typing import Annotated, Any, Literal
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI, Header, Path, Response
 
 from contracts import problems
-from coaching.application import CoachingApplication
+from contracts.access import Credentials, Principal
+from contracts.idempotency import fingerprint
+from contracts.municipalities import Municipality
+from coaching.access import coach_of, may_see, reader, sees, writer
+from coaching.application import CoachingApplication, Keyed
+from coaching.requests import Body, CheckInBody, FollowUpBody, JobLossBody, PlacementBody, ReopenBody
+from coaching.webhooks import add_provider_routes
+
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=128,
+                                              description="Send the same key to retry safely.")]
+CoachId = Annotated[str, Path(pattern=r"^(provider|municipality):[a-z0-9-]{1,64}$",
+                              description='"provider:<slug>" or "municipality:<name>"')]
 
 
-def create_api(app: CoachingApplication) -> FastAPI:
-    api = FastAPI(title="Tweespoor coaching", version="0.1.0",
+def create_api(app: CoachingApplication, credentials: Credentials) -> FastAPI:
+    api = FastAPI(title="Tweespoor coaching", version="0.2.0",
                   description="The one-year job-coaching follow-up after placement.")
     problems.install(api)
+    Reader = Annotated[Principal, Depends(reader(credentials))]
+    Coach = Annotated[Principal, Depends(writer(credentials))]
 
-    @api.get("/followed-trajectories")
+    def visible_plan(principal: Principal, plan_id: uuid.UUID) -> None:
+        summary = app.summary(plan_id)
+        if not may_see(principal, summary.municipality, summary.coach_id):
+            raise problems.Problem(404, "Plan not found")
+
+    def keyed(principal: Principal, key: str | None, route: str, body: Body) -> Keyed | None:
+        if key is None:
+            return None
+        request = fingerprint({"route": route, "body": body.model_dump(mode="json")})
+        return Keyed(f"coach:{principal.id}", key, request)
+
+    def answer(response: Response, result: tuple[int, dict[str, Any]]) -> dict[str, Any]:
+        response.status_code = result[0]
+        return result[1]
+
+    @api.get("/plans", summary="The plans the caller may see")
+    def plans(principal: Reader, trajectory_id: uuid.UUID | None = None,
+              status: Literal["running", "completed"] | None = None) -> dict[str, Any]:
+        return {"plans": app.plans(sees(principal), trajectory_id=trajectory_id, status=status)}
+
+    @api.get("/plans/{plan_id}", summary="One plan: schedule, check-ins, jobs, outcome")
+    def plan(plan_id: uuid.UUID, principal: Reader) -> dict[str, Any]:
+        visible_plan(principal, plan_id)
+        return app.plan(plan_id)
+
+    @api.post("/plans/{plan_id}/check-ins", status_code=201, summary="Record a check-in")
+    def check_in(plan_id: uuid.UUID, body: CheckInBody, principal: Coach, response: Response,
+                 idempotency_key: IdempotencyKey = None) -> dict[str, Any]:
+        visible_plan(principal, plan_id)
+        return answer(response, app.record_check_in(
+            plan_id, recorded_by=coach_of(principal),
+            keyed=keyed(principal, idempotency_key, f"check-ins/{plan_id}", body), **body.facts()))
+
+    @api.post("/plans/{plan_id}/job-losses", status_code=201, summary="Record that the job was lost")
+    def job_loss(plan_id: uuid.UUID, body: JobLossBody, principal: Coach, response: Response,
+                 idempotency_key: IdempotencyKey = None) -> dict[str, Any]:
+        visible_plan(principal, plan_id)
+        return answer(response, app.record_job_loss(
+            plan_id, **body.model_dump(),
+            keyed=keyed(principal, idempotency_key, f"job-losses/{plan_id}", body)))
+
+    @api.post("/plans/{plan_id}/placements", status_code=201,
+              summary="Record a new job within the year (coaching goes on to the original end)")
+    def placement(plan_id: uuid.UUID, body: PlacementBody, principal: Coach, response: Response,
+                  idempotency_key: IdempotencyKey = None) -> dict[str, Any]:
+        visible_plan(principal, plan_id)
+        return answer(response, app.record_placement(
+            plan_id, **body.model_dump(),
+            keyed=keyed(principal, idempotency_key, f"placements/{plan_id}", body)))
+
+    @api.post("/plans/{plan_id}/reopen-requests", status_code=201,
+              summary="Ask the trajectory service to reopen the trajectory")
+    def reopen(plan_id: uuid.UUID, body: ReopenBody, principal: Coach, response: Response,
+               idempotency_key: IdempotencyKey = None) -> dict[str, Any]:
+        visible_plan(principal, plan_id)
+        return answer(response, app.request_reopen(
+            plan_id, **body.model_dump(), requested_by=coach_of(principal),
+            keyed=keyed(principal, idempotency_key, f"reopen-requests/{plan_id}", body)))
+
+    @api.post("/plans/{plan_id}/follow-up-contacts", status_code=201,
+              summary="Record a contact after the coaching year (the municipality's coach)")
+    def follow_up(plan_id: uuid.UUID, body: FollowUpBody, principal: Coach, response: Response,
+                  idempotency_key: IdempotencyKey = None) -> dict[str, Any]:
+        visible_plan(principal, plan_id)
+        if principal.provider:
+            raise problems.Problem(403, "Forbidden", "Follow-up after the year is the municipality's.")
+        return answer(response, app.record_follow_up(
+            plan_id, **body.model_dump(),
+            keyed=keyed(principal, idempotency_key, f"follow-up-contacts/{plan_id}", body)))
+
+    @api.get("/coaches/{coach_id}/overdue-check-ins", summary="Overdue check-ins of one coach")
+    def overdue_of_coach(coach_id: CoachId, principal: Reader) -> dict[str, Any]:
+        if principal.provider and coach_of(principal) != coach_id:
+            raise problems.Problem(404, "Coach not found")
+        visible = sees(principal)
+        return {"coach_id": coach_id, "overdue": app.overdue_check_ins(
+            lambda s: s.coach_id == coach_id and visible(s))}
+
+    @api.get("/municipalities/{municipality}/overdue-check-ins",
+             summary="Overdue check-ins in one municipality")
+    def overdue_of_municipality(municipality: Annotated[Municipality, Path()],
+                                principal: Reader) -> dict[str, Any]:
+        if not principal.sees_municipality(municipality):
+            raise problems.Problem(404, "Municipality not found")
+        visible = sees(principal)
+        return {"municipality": municipality, "overdue": app.overdue_check_ins(
+            lambda s: s.municipality == municipality and visible(s))}
+
+    @api.get("/followed-trajectories", summary="How many trajectories coaching follows (counts only)")
     def followed() -> dict[str, Any]:
         per_municipality = app.followed_per_municipality()
         return {"total": sum(per_municipality.values()), "per_municipality": per_municipality}
@@ -24,4 +128,5 @@ def create_api(app: CoachingApplication) -> FastAPI:
     def health() -> dict[str, str]:
         return {"status": "ok"}
 
+    add_provider_routes(api, app, credentials)
     return api

@@ -1,19 +1,32 @@
-"""Coaching's composition root."""
+"""Coaching's composition root: the one place where its parts are wired."""
 
 from __future__ import annotations
 
-from coaching.api import create_api
-from coaching.application import CoachingApplication, integration_events
+import os
+
+from contracts.access import Credentials
 from contracts.runtime import Service, Settings, serve
 from contracts.service import store_env
 from contracts.topics import COACHING_EVENTS, TRAJECTORY_EVENTS
+from coaching.api import create_api
+from coaching.application import CoachingApplication
+from coaching.clock import Clock
+from coaching.integration import integration_events
+from coaching.policy import Policies
+from coaching.scheduler import Scheduler
 
 
-def build(settings: Settings) -> Service:
-    app = CoachingApplication(store_env(settings.database_url))
-    return Service(settings=settings, app=app, api=create_api(app),
+def build(settings: Settings, env: dict[str, str] | None = None, *,
+          clock: Clock | None = None) -> Service:
+    """`COACHING_SCHEDULER_SECONDS` (default 60) sets how often the scheduler looks at the
+    plans; the check-in weeks and grace days come from `coaching.policy`."""
+    env = dict(os.environ if env is None else env)
+    app = CoachingApplication(store_env(settings.database_url),
+                              policies=Policies.from_env(env), clock=clock)
+    scheduler = Scheduler(app, interval_seconds=float(env.get("COACHING_SCHEDULER_SECONDS", "60")))
+    return Service(settings=settings, app=app, api=create_api(app, Credentials.from_env(env)),
                    publishes_to=COACHING_EVENTS, translate=integration_events,
-                   consumes_from=(TRAJECTORY_EVENTS,))
+                   consumes_from=(TRAJECTORY_EVENTS,), background=(scheduler.run,))
 
 
 def cli() -> None:

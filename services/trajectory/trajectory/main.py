@@ -1,19 +1,81 @@
-"""The trajectory service's composition root."""
+"""The trajectory service's composition root: the one place where its parts are wired.
+
+Environment, beyond the shared settings (`contracts.runtime.Settings`) and
+`TWEESPOOR_CREDENTIALS_FILE`:
+
+    TRAJECTORY_TENDER_FILE             the tender's data file (default: the one shipped,
+                                       data/tender-2005.toml); read on the first start only
+    TRAJECTORY_PUBLIC_URL              where providers reach this API (the `dataref` of
+                                       notifications); default http://<host>:<port>
+    TRAJECTORY_ALLOW_HTTP_CALLBACKS    "1" lets providers register plain http callbacks
+                                       (development and demos only)
+    TRAJECTORY_WEBHOOK_MAX_ATTEMPTS    tries per delivery before it is dead-lettered (8)
+    TRAJECTORY_WEBHOOK_FIRST_DELAY     seconds after the first failure, doubling (30)
+    TRAJECTORY_WEBHOOK_MAX_DELAY       the longest wait between tries, seconds (3600)
+    TRAJECTORY_WEBHOOK_TIMEOUT         seconds a receiver has to answer (10)
+    TRAJECTORY_DESK_SECONDS            how often the assignment desk looks for work (0.2)
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import os
+
+from contracts.access import Credentials
 from contracts.runtime import Service, Settings, serve
 from contracts.service import store_env
-from contracts.topics import INTAKE_EVENTS, TRAJECTORY_EVENTS
+from contracts.topics import COACHING_EVENTS, INTAKE_EVENTS, TRAJECTORY_EVENTS
+from trajectory import tender
 from trajectory.api import create_api
-from trajectory.application import TrajectoryApplication, integration_events
+from trajectory.application import TrajectoryApplication, TrajectoryConfig
+from trajectory.delivery import WebhookSender
+from trajectory.integration import integration_events
+from trajectory.subscriptions import Backoff
+
+log = logging.getLogger(__name__)
 
 
-def build(settings: Settings) -> Service:
-    app = TrajectoryApplication(store_env(settings.database_url))
-    return Service(settings=settings, app=app, api=create_api(app),
+def config_from_env(settings: Settings, env: dict[str, str]) -> TrajectoryConfig:
+    return TrajectoryConfig(
+        public_url=env.get("TRAJECTORY_PUBLIC_URL", f"http://{settings.host}:{settings.port}").rstrip("/"),
+        allow_http_callbacks=env.get("TRAJECTORY_ALLOW_HTTP_CALLBACKS", "") == "1",
+        backoff=Backoff(
+            first_delay=float(env.get("TRAJECTORY_WEBHOOK_FIRST_DELAY", "30")),
+            max_delay=float(env.get("TRAJECTORY_WEBHOOK_MAX_DELAY", "3600")),
+            max_attempts=int(env.get("TRAJECTORY_WEBHOOK_MAX_ATTEMPTS", "8")),
+        ),
+    )
+
+
+def build(settings: Settings, env: dict[str, str] | None = None) -> Service:
+    env = dict(os.environ if env is None else env)
+    app = TrajectoryApplication(store_env(settings.database_url),
+                                tender=tender.load(env.get("TRAJECTORY_TENDER_FILE") or None),
+                                config=config_from_env(settings, env))
+    sender = WebhookSender(app, timeout=float(env.get("TRAJECTORY_WEBHOOK_TIMEOUT", "10")))
+    interval = float(env.get("TRAJECTORY_DESK_SECONDS", "0.2"))
+
+    async def assignment_desk() -> None:
+        """Assigns providers to what was recorded since its last round."""
+        while True:
+            try:
+                busy = await asyncio.to_thread(app.run_desk)
+            except Exception as error:  # the store away: wait for it, never stop the service
+                log.warning("assignment_desk_failed", extra={"error": type(error).__name__})
+                busy = 0
+                await asyncio.sleep(1.0)
+            if not busy:
+                await asyncio.sleep(interval)
+
+    async def webhook_deliveries() -> None:
+        """Schedules and sends notifications to providers' subscriptions."""
+        await sender.run()
+
+    return Service(settings=settings, app=app, api=create_api(app, Credentials.from_env(env)),
                    publishes_to=TRAJECTORY_EVENTS, translate=integration_events,
-                   consumes_from=(INTAKE_EVENTS,))
+                   consumes_from=(INTAKE_EVENTS, COACHING_EVENTS),
+                   background=(assignment_desk, webhook_deliveries))
 
 
 def cli() -> None:

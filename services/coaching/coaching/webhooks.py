@@ -1,0 +1,68 @@
+"""Provider coaches report through signed webhooks: the shared Standard Webhooks check
+(`contracts.webhooks`) first, then the provider's own coachees only, then the body.
+
+A webhook id seen before returns the first answer and records nothing again (the answer
+is stored with the effect, in one transaction); the same id with another body is a 422.
+Answers are 202 with the webhook id.
+
+(No `from __future__ import annotations`: FastAPI reads the dependency annotations.)
+"""
+
+import uuid
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Response
+
+from contracts.access import Credentials
+from contracts.idempotency import fingerprint
+from contracts.problems import Problem
+from contracts.webhooks import WebhookMessage, verified_webhook
+from coaching.application import CoachingApplication, Keyed
+from coaching.coaches import provider_coach
+from coaching.requests import Body, CheckInBody, JobLossBody, PlacementBody, ReopenBody, parse
+
+
+def add_provider_routes(api: FastAPI, app: CoachingApplication, credentials: Credentials) -> None:
+    Signed = Annotated[WebhookMessage, Depends(verified_webhook(credentials))]
+
+    def handle(message: WebhookMessage, plan_id: uuid.UUID, action: str, model: type[Body],
+               record: Callable[..., tuple[int, dict[str, Any]]], response: Response) -> dict[str, Any]:
+        coach = provider_coach(message.provider.provider or "")
+        summary = app.summary(plan_id)
+        if summary.coach_id != coach:  # not this provider's coachee: as if it did not exist
+            raise Problem(404, "Plan not found")
+        body = parse(model, message.payload)
+        keyed = Keyed(f"webhook:{coach}", message.id,
+                      fingerprint({"route": f"{action}/{plan_id}", "body": message.payload}))
+        status, answer = record(body, keyed, coach)
+        response.status_code = status
+        return {"id": message.id, **answer}
+
+    @api.post("/providers/{provider}/plans/{plan_id}/check-ins", status_code=202,
+              summary="A provider's coach records a check-in (signed webhook)")
+    def check_in(plan_id: uuid.UUID, message: Signed, response: Response) -> dict[str, Any]:
+        return handle(message, plan_id, "check-ins", CheckInBody, lambda body, keyed, coach:
+                      app.record_check_in(plan_id, recorded_by=coach, keyed=keyed, status=202,
+                                          **body.facts()), response)
+
+    @api.post("/providers/{provider}/plans/{plan_id}/job-losses", status_code=202,
+              summary="A provider's coach records a lost job (signed webhook)")
+    def job_loss(plan_id: uuid.UUID, message: Signed, response: Response) -> dict[str, Any]:
+        return handle(message, plan_id, "job-losses", JobLossBody, lambda body, keyed, coach:
+                      app.record_job_loss(plan_id, **body.model_dump(), keyed=keyed, status=202),
+                      response)
+
+    @api.post("/providers/{provider}/plans/{plan_id}/placements", status_code=202,
+              summary="A provider's coach records a new job within the year (signed webhook)")
+    def placement(plan_id: uuid.UUID, message: Signed, response: Response) -> dict[str, Any]:
+        return handle(message, plan_id, "placements", PlacementBody, lambda body, keyed, coach:
+                      app.record_placement(plan_id, **body.model_dump(), keyed=keyed, status=202),
+                      response)
+
+    @api.post("/providers/{provider}/plans/{plan_id}/reopen-requests", status_code=202,
+              summary="A provider's coach asks for the trajectory to be reopened (signed webhook)")
+    def reopen(plan_id: uuid.UUID, message: Signed, response: Response) -> dict[str, Any]:
+        return handle(message, plan_id, "reopen-requests", ReopenBody, lambda body, keyed, coach:
+                      app.request_reopen(plan_id, **body.model_dump(), requested_by=coach,
+                                         keyed=keyed, status=202), response)

@@ -1,0 +1,76 @@
+"""Sending the webhooks out: a background job of the service process.
+
+Each round schedules deliveries for newly recorded events (`dispatch`), then makes the
+attempts that are due, signed with the subscription's secret (Standard Webhooks, the
+same scheme providers use towards us), and records each attempt. A 2xx answer delivers;
+anything else — another status, a refused connection, a timeout — is tried again later
+until the backoff gives up and the delivery is dead-lettered. Redirects are not followed:
+a callback URL is what the provider registered, nothing else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING
+
+import httpx
+
+from contracts.webhooks import sign
+from trajectory.notifying import DeliveryJob
+
+if TYPE_CHECKING:
+    from trajectory.application import TrajectoryApplication
+
+log = logging.getLogger(__name__)
+
+
+class WebhookSender:
+    """Delivers due notifications, at least once, with backoff (see `subscriptions.Backoff`)."""
+
+    def __init__(self, app: TrajectoryApplication, *, timeout: float = 10.0, interval: float = 0.5,
+                 batch: int = 20) -> None:
+        self.app = app
+        self.timeout = timeout
+        self.interval = interval
+        self.batch = batch
+
+    async def run(self) -> None:
+        """Runs until cancelled; a store that is away is waited for, not given up on."""
+        async with httpx.AsyncClient(timeout=self.timeout, follow_redirects=False) as client:
+            while True:
+                try:
+                    busy = await self.run_once(client)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as error:
+                    log.warning("webhook_sender_failed", extra={"error": type(error).__name__})
+                    busy = 0
+                    await asyncio.sleep(1.0)
+                if not busy:
+                    await asyncio.sleep(self.interval)
+
+    async def run_once(self, client: httpx.AsyncClient) -> int:
+        """One round: schedule what is new, send what is due; returns how much it did."""
+        scheduled = await asyncio.to_thread(self.app.dispatch)
+        jobs = await asyncio.to_thread(self.app.due_deliveries, self.app.clock(), self.batch)
+        await asyncio.gather(*(self.send(client, job) for job in jobs))
+        return scheduled + len(jobs)
+
+    async def send(self, client: httpx.AsyncClient, job: DeliveryJob) -> str:
+        at = self.app.clock()
+        headers = sign(job.secret, job.body, msg_id=job.message_id, timestamp=at)
+        started = time.monotonic()
+        status_code: int | None = None
+        error: str | None = None
+        try:
+            response = await client.post(job.callback_url, content=job.body, headers=headers)
+            status_code = response.status_code
+        except httpx.TimeoutException:
+            error = "timeout"
+        except httpx.HTTPError as failure:  # refused, reset, unresolvable: the class says enough
+            error = type(failure).__name__
+        duration_ms = int((time.monotonic() - started) * 1000)
+        return await asyncio.to_thread(self.app.record_attempt, job.delivery_id, at=at,
+                                       status_code=status_code, error=error, duration_ms=duration_ms)
