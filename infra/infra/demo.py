@@ -34,7 +34,7 @@ def _entries() -> list[dict[str, Any]]:
     entries.append({"id": "esf-auditor", "kind": "auditor",
                     "scopes": ["audit:read", "reports:read"]})
     entries.append({"id": "region-staff", "kind": "staff",
-                    "scopes": ["reports:read", "reports:combined", "dashboard:read", "contracts:write"]})
+                    "scopes": ["reports:read", "reports:combined", "dashboard:read"]})
     return entries
 
 

@@ -77,7 +77,7 @@ async def world(bootstrap, database_url, producer):
     trajectory.close()
 
 
-async def run_inbox_until(inbox: Inbox, condition, timeout: float = 30.0):
+async def run_inbox_until(inbox: Inbox, condition, timeout: float = 90.0):
     task = asyncio.create_task(inbox.run())
     try:
         await eventually(lambda: task.done() or condition(), timeout=timeout)
@@ -236,7 +236,11 @@ async def test_poison_goes_to_the_dead_letter_topic_and_the_consumer_goes_on(wor
 
     await run_inbox_until(world.inbox(), lambda: opened(world, created["trajectory_id"]))
 
-    dead = await eventually(lambda: read_all(bootstrap, dead_letter_topic(world.group)))
+    async def both_dead_lettered():
+        found = await read_all(bootstrap, dead_letter_topic(world.group))
+        return found if len(found) == 2 else None
+
+    dead = await eventually(both_dead_lettered, timeout=60)
     assert len(dead) == 2
     assert header(dead[0], "x-trace") == "abc"  # the original headers travel along
     assert "invalid CloudEvent attributes" in header(dead[0], "dlq_reason")
