@@ -20,12 +20,20 @@ from eventsourcing.domain import Aggregate, event
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, Mapper, Tracking, Transcoding
 from eventsourcing.projection import EventSourcedProjection
 
+from contracts.actors import StampedMapper
 from contracts.audit import AuditIndex
 from contracts.chain import ChainedMapper, ChainReport, verify
 from contracts.envelope import Attributes, CloudEvent
 from contracts.events import Event
 
+
+class ServiceMapper(ChainedMapper, StampedMapper):
+    """Chains each stored event to its predecessor over its stamped state."""
+
+
 RECEIPT_NAMESPACE = uuid.UUID("0b6f9a53-2a8e-4d5e-8d1c-3f0e6c1d2b44")
+# Times an event is decided again after a version conflict before the inbox retries it.
+CONFLICT_ATTEMPTS = 5
 
 
 def store_env(database_url: str) -> dict[str, str]:
@@ -104,8 +112,11 @@ class ServiceApplication(EventSourcedProjection[uuid.UUID]):
     consumes: tuple[type[Event], ...] = ()
 
     def construct_mapper(self) -> Mapper:
-        # Every stored event is chained to the one before it: see contracts.chain.
-        return self.factory.mapper(transcoder=self.construct_transcoder(), mapper_class=ChainedMapper)
+        # Every stored event is chained to the one before it (contracts.chain) and stamped
+        # with who caused it and in which trace (contracts.actors).
+        mapper = self.factory.mapper(transcoder=self.construct_transcoder(), mapper_class=ServiceMapper)
+        mapper.default_actor = f"service:tweespoor-{type(self).group}"
+        return mapper
 
     def construct_event_store(self) -> Any:
         self.mapper.attach(self.recorder)
@@ -132,12 +143,25 @@ class ServiceApplication(EventSourcedProjection[uuid.UUID]):
         attrs = cloud_event.attributes
         if Receipt.create_id(attrs.source, attrs.id, attrs.type) in self.repository:
             return Outcome.SEEN_EVENT
-        try:
-            self.process_event(cloud_event, Tracking(name, offset))  # type: ignore[arg-type]
-        except IntegrityError:
-            # Another member applied it first (a rebalance race): the effect is there once.
-            return Outcome.SEEN_EVENT
-        return Outcome.APPLIED
+        for attempt in range(CONFLICT_ATTEMPTS):
+            try:
+                self.process_event(cloud_event, Tracking(name, offset))  # type: ignore[arg-type]
+                return Outcome.APPLIED
+            except IntegrityError:
+                # Either another member applied it first (a rebalance race: the effect is
+                # there once) or another writer moved one of its aggregates on (a version
+                # conflict: decide again on fresh state). Only the records tell which.
+                if self.has_applied(cloud_event, topic, partition, offset):
+                    return Outcome.SEEN_EVENT
+                if attempt == CONFLICT_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def has_applied(self, cloud_event: CloudEvent, topic: str, partition: int, offset: int) -> bool:
+        """Whether this record's offset or this event's receipt is on record."""
+        attrs = cloud_event.attributes
+        return (self.recorder.has_tracking_id(tracking_name(self.group, topic, partition), offset)
+                or Receipt.create_id(attrs.source, attrs.id, attrs.type) in self.repository)
 
     def policy(self, domain_event: Any, processing_event: ProcessingEvent[uuid.UUID]) -> None:
         cloud_event: CloudEvent = domain_event

@@ -11,14 +11,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from eventsourcing.application import AggregateNotFoundError, ProcessingEvent
-from eventsourcing.persistence import IntegrityError, Tracking
+from eventsourcing.persistence import IntegrityError
 from eventsourcing.utils import get_topic
 
 from contracts.envelope import Attributes
 from contracts.events import Event, PlacedInJob, ProviderAssigned, TrajectoryOpened
 from contracts.idempotency import IdempotencyRecord, replay
 from contracts.problems import Problem
-from contracts.service import Receipt, ServiceApplication
+from contracts.service import ServiceApplication
 from coaching.clock import Clock, today_in_amsterdam
 from coaching.coaches import municipality_coach, provider_coach, provider_slug
 from coaching.domain import (
@@ -128,21 +128,6 @@ class CoachingApplication(ServiceApplication):
             return provider_coach(followed.aftercare_provider)
         return municipality_coach(municipality)
 
-    def process_event(self, domain_event: Any, tracking: Tracking) -> None:
-        """As the base class, but a conflict with another writer of the same plan is
-        decided again instead of being taken for a duplicate (the base treats every
-        IntegrityError as "applied before")."""
-        for attempt in range(RETRIES):
-            try:
-                return super().process_event(domain_event, tracking)
-            except IntegrityError:
-                if attempt == RETRIES - 1 or self._applied_before(domain_event, tracking):
-                    raise
-
-    def _applied_before(self, cloud_event: Any, tracking: Tracking) -> bool:
-        attrs = cloud_event.attributes
-        return (self.recorder.has_tracking_id(tracking.application_name, tracking.notification_id)
-                or Receipt.create_id(attrs.source, attrs.id, attrs.type) in self.repository)
 
     # --- commands ---------------------------------------------------------------------
 

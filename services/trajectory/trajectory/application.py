@@ -30,7 +30,7 @@ from contracts.events import (
 )
 from contracts.idempotency import IdempotencyRecord, replay
 from contracts.problems import Problem
-from contracts.service import Outcome, Receipt, ServiceApplication, tracking_name
+from contracts.service import Outcome, ServiceApplication
 from trajectory import reports
 from trajectory.contracting import DisciplineCapacity
 from trajectory.desk import AssignmentDesk
@@ -112,19 +112,8 @@ class TrajectoryApplication(TenderUseCases, AssignmentDesk, Notifications, Servi
     # --- what the service consumes ------------------------------------------------------
 
     def apply(self, cloud_event: CloudEvent, topic: str, partition: int, offset: int) -> Outcome:
-        # The base class reads any IntegrityError as "applied before". A version conflict
-        # on a trajectory (a report arriving at the same moment) is not that: apply again.
-        for _ in range(ATTEMPTS):
-            with self.writes:
-                outcome = super().apply(cloud_event, topic, partition, offset)
-                if outcome is not Outcome.SEEN_EVENT or self._applied(cloud_event, topic, partition, offset):
-                    return outcome
-        raise IntegrityError("could not apply the event without a conflict")
-
-    def _applied(self, cloud_event: CloudEvent, topic: str, partition: int, offset: int) -> bool:
-        a = cloud_event.attributes
-        return (Receipt.create_id(a.source, a.id, a.type) in self.repository
-                or self.recorder.has_tracking_id(tracking_name(self.group, topic, partition), offset))
+        with self.writes:  # the desk and the webhooks write the same trajectories
+            return super().apply(cloud_event, topic, partition, offset)
 
     def on_event(self, event: Event, attributes: Attributes,
                  processing_event: ProcessingEvent[uuid.UUID]) -> None:
