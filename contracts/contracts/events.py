@@ -324,6 +324,49 @@ class TrajectoryReopened(Event):
     reason: Literal["job-lost", "obstacles-returned", "needs-training", "health", "other"]
 
 
+# --- the tender's reference data (published by trajectory) ---------------------------
+# These belong to no trajectory: `trajectory_id` carries the id of the reference aggregate
+# (a budget, a programme, a contract), which is their Kafka key and subject.
+
+
+class BudgetSet(Event):
+    """A budget of the tender: its total, its sources (ESF-3, the WWB work budget) and
+    each municipality's share, in whole euros."""
+
+    type = f"{TYPE_PREFIX}.tender.budget-set.v1"
+    budget: str = Field(min_length=1, max_length=80)
+    title: str = Field(min_length=1, max_length=200)
+    programmes: tuple[Programme, ...]
+    total_eur: int = Field(ge=0)
+    sources_eur: dict[Annotated[str, Field(pattern=r"^[a-z0-9-]{1,40}$")], Annotated[int, Field(ge=0)]]
+    shares_eur: dict[Municipality, Annotated[int, Field(ge=0)]]
+
+
+class ProgrammeVolumeSet(Event):
+    """The yearly volume contracted for a programme (the five municipalities together)."""
+
+    type = f"{TYPE_PREFIX}.tender.programme-volume-set.v1"
+    programme: Programme
+    yearly_volume: int = Field(ge=0)
+    set_on: dt.date  # from when this volume holds
+
+
+class ContractAwarded(Event):
+    """A provider was awarded one discipline of a programme for some municipalities, with
+    a number of places at a tariff per trajectory (what an assignment commits of the
+    budget). Places and the end date may change later; the tariff does not."""
+
+    type = f"{TYPE_PREFIX}.tender.contract-awarded.v1"
+    provider: str = Field(min_length=1, max_length=80)
+    programme: Programme
+    discipline: Discipline
+    municipalities: tuple[Municipality, ...]
+    starts_on: dt.date
+    ends_on: dt.date
+    places: int = Field(ge=0)
+    tariff_eur: int = Field(ge=0)
+
+
 # --- coaching ------------------------------------------------------------------------
 
 # Enumerations rather than free text: a coach's notes about a person are personal data.

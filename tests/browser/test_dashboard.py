@@ -17,9 +17,9 @@ from contracts.access import Credentials
 from infra.browser import FLAGS, ensure_chromium
 from infra.demo import write_credentials
 from reporting.api import create_api
-from reporting.figures import Filters, coaching_figures, trajectory_figures
+from reporting.figures import Filters, budget_figures, coaching_figures, trajectory_figures, waitlist_figures
 from reporting.store import ReportingStore
-from services.reporting.tests.factory import placed_trajectory, rejected
+from services.reporting.tests.factory import placed_trajectory, rejected, tender, waitlisted
 
 TODAY = dt.date(2026, 11, 23)
 YEAR = Filters(start=dt.date(2026, 1, 1), end=dt.date(2026, 12, 31))
@@ -31,12 +31,17 @@ def site(tmp_path_factory):
     path, tokens = write_credentials(directory)
     store = ReportingStore(f"sqlite:///{directory}/reporting.db")
     rng, offset = random.Random(2026), 0
+    for event in tender():  # the budgets, volumes and tariffs, as trajectory publishes them
+        store.apply(event, "t", 1, offset)
+        offset += 1
     for _ in range(150):
         municipality = rng.choice(["alkmaar", "bergen", "castricum", "heerhugowaard", "heiloo"])
         programme = rng.choice(["social-activation", "reintegration"] + ["focus2move"] * (municipality == "alkmaar"))
         events = placed_trajectory(municipality, programme, rng.choice(["agens", "dhg", "inova"]),
                                    rng.random() < 0.7, dt.date(2026, rng.randint(1, 10), rng.randint(1, 28)))
         events = events[:rng.randint(2, len(events))] + (rejected(municipality) if rng.random() < 0.2 else [])
+        if rng.random() < 0.1:
+            events += waitlisted(municipality, on=dt.date(2026, rng.randint(1, 10), 1))
         for event in events:
             store.apply(event, "t", 0, offset)
             offset += 1
@@ -110,6 +115,31 @@ def test_the_regional_role_sees_the_five_and_can_pick_one(site, browser):
     bergen = trajectory_figures(store.documents("trajectory", ["bergen"]), YEAR)
     assert page.locator("[data-testid=kpi-referred] b").inner_text() == str(bergen["referred"])
     page.close()
+
+
+def test_budget_used_and_contracted_volumes_are_shown_as_the_read_models_have_them(site, browser):
+    url, tokens, store = site
+    page = sign_in(browser, url, tokens["alkmaar-staff"])
+    docs, reference = store.documents("trajectory", ["alkmaar"]), store.documents("tender")
+    expected = []
+    for b in budget_figures(docs, reference, ["alkmaar"], YEAR):
+        expected.append([b["title"], "all sources", str(b["used_eur"]), str(b["budget_eur"])])
+        labels = {"esf-3": "ESF-3", "wwb-werkdeel": "WWB work budget"}
+        expected += [[b["title"], labels[s], str(round(u)), str(round(b["budget_by_source_eur"][s]))]
+                     for s, u in b["used_by_source_eur"].items()]
+    page.click("section:has([data-testid=budget]) summary")
+    rows = page.locator("[data-testid=budget-numbers] tbody tr")
+    shown = [[c.strip() for c in rows.nth(i).locator("td").all_inner_texts()] for i in range(rows.count())]
+    assert shown == expected and any(row[1] == "ESF-3" for row in shown)
+    assert page.locator("[data-testid=budget] rect").count() == len(expected)
+    assert page.locator("[data-testid=kpi-waiting] b").inner_text() == str(waitlist_figures(docs, YEAR)["waiting"])
+    page.close()
+    region = sign_in(browser, url, tokens["region-staff"])
+    region.click("section:has([data-testid=volumes]) summary")
+    row = region.locator("[data-testid=volume-numbers] tbody tr", has_text="Focus2Move")
+    assert row.locator("td").nth(2).inner_text() == "175"  # contracted, from the tender's data
+    assert region.locator("[data-testid=volumes] line.marker").count() == 3
+    region.close()
 
 
 def test_a_wrong_token_does_not_open_the_dashboard(site, browser):

@@ -18,7 +18,10 @@ from contracts.problems import Problem
 from reporting import audit
 from reporting.dashboard import install_dashboard
 from reporting.exports import esf_participants, provider_sheet, srg_provisions
-from reporting.figures import Filters, coaching_figures, lbu_figures, provider_results, trajectory_figures
+from reporting.figures import (
+    Filters, budget_figures, coaching_figures, lbu_figures, provider_results, trajectory_figures,
+    volume_figures, waitlist_figures,
+)
 from reporting.store import ReportingStore
 
 PROBLEM = {"content": {"application/problem+json": {}}}
@@ -63,11 +66,15 @@ def create_api(store: ReportingStore, credentials: Credentials, *, intake_url: s
     def figures_for(caller: Principal, municipality: list[str] | None, narrowing: Filters) -> dict[str, Any]:
         scope = municipalities_for(caller, municipality)
         docs = store.documents("trajectory", scope)
+        tender = store.documents("tender")  # the tender's reference data, the same for all
         return {
             "municipalities": scope,
             "filters": {k: (v.isoformat() if isinstance(v, dt.date) else v)
                         for k, v in vars(narrowing).items()},
             "trajectories": trajectory_figures(docs, narrowing),
+            "waitlists": waitlist_figures(docs, narrowing),
+            "volumes": volume_figures(docs, tender, narrowing),
+            "budgets": budget_figures(docs, tender, scope, narrowing),
             "coaching": coaching_figures(docs, narrowing),
             "lbu": lbu_figures(store.documents("offer", scope), narrowing),
             "providers": provider_results(docs, narrowing),
@@ -77,8 +84,11 @@ def create_api(store: ReportingStore, credentials: Credentials, *, intake_url: s
 
     @api.get("/figures", responses=ERRORS)
     def figures(caller: reader, narrowing: Narrowing, municipality: Asked = None) -> dict[str, Any]:
-        """Referrals, rejections, trajectories, outflow, lead times, volumes, coaching
-        retention, the six-month result, overdue check-ins, the LBU cohort, per provider."""
+        """Referrals, rejections, trajectories, outflow, lead times, waitlists, volumes
+        against the contracted yearly volumes, budget used against the budget (with its
+        ESF-3 and WWB shares), coaching retention, the six-month result, overdue check-ins,
+        the LBU cohort, results per provider. Volumes and budgets come from the tender's
+        reference data that the trajectory service publishes."""
         return figures_for(caller, municipality, narrowing)
 
     @api.get("/event-counts", responses=ERRORS)
@@ -86,8 +96,8 @@ def create_api(store: ReportingStore, credentials: Credentials, *, intake_url: s
         """How many events of each type the read models hold (for operations)."""
         counts: dict[str, int] = {}
         scope = municipalities_for(caller, None)
-        for kind in ("trajectory", "offer"):
-            for doc in store.documents(kind, scope):
+        for kind in ("trajectory", "offer", "tender"):
+            for doc in store.documents(kind, None if kind == "tender" else scope):
                 for type_, n in doc["types"].items():
                     counts[type_] = counts.get(type_, 0) + n
         return {"total": sum(counts.values()), "per_type": dict(sorted(counts.items()))}

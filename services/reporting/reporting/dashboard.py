@@ -19,8 +19,7 @@ from reporting.figures import Filters
 from reporting.store import ReportingStore
 
 COOKIE = "tweespoor_session"
-# The tender's yearly volumes for the five municipalities together.
-CONTRACTED = {"social-activation": 325, "reintegration": 75, "focus2move": 175}
+SOURCES = {"esf-3": "ESF-3", "wwb-werkdeel": "WWB work budget"}
 LABELS = {"social-activation": "Social activation", "reintegration": "Re-integration",
           "focus2move": "Focus2Move"}
 COLOURS = ["#1b5e8c", "#2e8b57", "#d98e04", "#a23b72", "#5b5f97"]
@@ -61,8 +60,20 @@ def render(figures: dict[str, Any], *, who: str, choice: list[str], options: lis
     funnel = [("Referred", t["referred"], None), ("Trajectory opened", t["trajectories"]["opened"], None),
               ("Placed in a job", t["trajectories"]["placed"], None),
               ("Employed after 12 months", c["retention_12_months"]["employed"], None)]
-    volumes = [(LABELS[p], n, CONTRACTED[p] if len(figures["municipalities"]) == 5 else None)
-               for p, n in t["volumes_by_programme"].items()]
+    # The contracted yearly volumes (from the tender's reference data) are for the five
+    # municipalities together: a mark only where all five are in view.
+    five = len(figures["municipalities"]) == len(MUNICIPALITIES)
+    volumes = [(LABELS[v["programme"]], v["opened"], v["contracted_yearly"] if five else None)
+               for v in figures["volumes"]]
+    budget_bars, budget_rows = [], []
+    for b in figures["budgets"]:
+        budget_bars.append((f'{b["title"]}: used', round(b["used_eur"] / 1000, 1), round(b["budget_eur"] / 1000, 1)))
+        budget_rows.append([b["title"], "all sources", b["used_eur"], b["budget_eur"]])
+        for source, used in b["used_by_source_eur"].items():
+            label, budget = SOURCES.get(source, source), b["budget_by_source_eur"][source]
+            budget_bars.append((f"  of which {label}", round(used / 1000, 1), round(budget / 1000, 1)))
+            budget_rows.append([b["title"], label, round(used), round(budget)])
+    waiting = figures["waitlists"]["waiting"]
     completed = c["completed"]
     retention = [("Employed", c["retention_12_months"]["employed"], None),
                  ("Same employer", c["retention_12_months"]["same_employer"], None),
@@ -107,6 +118,7 @@ summary{{cursor:pointer;color:#1b5e8c}} .pick{{margin:0}} a{{color:#fff}}
 <div class="kpi" data-testid="kpi-placed"><b>{t["trajectories"]["placed"]}</b>placed in a job</div>
 <div class="kpi" data-testid="kpi-outflow"><b>{"–" if share is None else f"{share:.0%}"}</b>outflow to work</div>
 <div class="kpi" data-testid="kpi-overdue"><b>{c["check_ins_overdue"]}</b>check-ins overdue</div>
+<div class="kpi" data-testid="kpi-waiting"><b>{waiting}</b>waiting for a provider</div>
 </div>
 <main>
 <section><h2>From referral to a lasting job</h2>{_bars(funnel, test_id="funnel")}
@@ -114,6 +126,9 @@ summary{{cursor:pointer;color:#1b5e8c}} .pick{{margin:0}} a{{color:#fff}}
 <section><h2>Trajectories against the contract</h2>{_bars(volumes, test_id="volumes")}
 <p><small>Red marks: the contracted yearly volume of the five municipalities together.</small></p>
 {_table(["programme", "trajectories", "contracted"], [[label, v, m or ""] for label, v, m in volumes], "volume-numbers")}</section>
+<section><h2>Budget used</h2>{_bars(budget_bars, unit=" k€", test_id="budget")}
+<p><small>Committed by the trajectories referred in {year} (each assignment at its contract's tariff); red marks: the budget of the municipalities in view over the whole contract, split over ESF-3 and the WWB work budget.</small></p>
+{_table(["budget", "source", "used (€)", "budget (€)"], budget_rows, "budget-numbers")}</section>
 <section><h2>Still employed after twelve months</h2>{_bars(retention, test_id="retention")}
 {_table(["outcome", "people"], [[label, v] for label, v, _ in retention], "retention-numbers")}</section>
 <section><h2>Placed, per provider</h2>{_bars(provider_bars, unit="%", test_id="providers")}

@@ -16,16 +16,21 @@ from contracts import events as ev
 from contracts.envelope import Attributes
 
 Doc = dict[str, Any]
-TRAJECTORY, OFFER = "trajectory", "offer"
+TRAJECTORY, OFFER, TENDER = "trajectory", "offer", "tender"
 
 LBU_EVENTS = (ev.JobOfferMade, ev.JobOfferAccepted, ev.JobOfferRefused, ev.DestinationUnknown,
               ev.ReturnedForBenefit)
+# The tender's reference data (budgets, volumes, contracts): one document per budget,
+# programme or contract, belonging to no municipality.
+TENDER_EVENTS = (ev.BudgetSet, ev.ProgrammeVolumeSet, ev.ContractAwarded)
 
 
 def key_of(event: ev.Event) -> tuple[str, str]:
     """Which document an event belongs to."""
     if isinstance(event, LBU_EVENTS):
         return OFFER, str(event.offer_id)
+    if isinstance(event, TENDER_EVENTS):
+        return TENDER, str(event.trajectory_id)
     return TRAJECTORY, str(event.trajectory_id)
 
 
@@ -74,6 +79,29 @@ def _opened(doc: Doc, e: ev.TrajectoryOpened) -> None:
 def _assigned(doc: Doc, e: ev.ProviderAssigned) -> None:
     assignments = doc.setdefault("assignments", {})
     assignments[e.discipline] = {"provider": e.provider, "assigned_on": _d(e.assigned_on)}
+    # Every assignment commits the contract's tariff, a reassignment (after a reopening)
+    # too: keyed by date and discipline, so a redelivered event cannot count twice.
+    doc.setdefault("commitments", {})[f"{_d(e.assigned_on)}|{e.discipline}"] = e.provider
+    waited = doc.get("waitlist", {}).get(e.discipline)
+    if waited is not None and "assigned_on" not in waited:
+        waited["assigned_on"] = _d(e.assigned_on)
+
+
+def _waitlisted(doc: Doc, e: ev.AssignmentWaitlisted) -> None:
+    doc.setdefault("waitlist", {})[e.discipline] = {"since": _d(e.waitlisted_on)}
+
+
+def _refused(doc: Doc, e: ev.AssignmentRefused) -> None:
+    doc.setdefault("refusals", {})[e.discipline] = {"refused_on": _d(e.refused_on), "reason": e.reason}
+    waited = doc.get("waitlist", {}).get(e.discipline)
+    if waited is not None:
+        waited["refused_on"] = _d(e.refused_on)
+
+
+def _released(doc: Doc, e: ev.ProviderReleased) -> None:
+    assignment = doc.get("assignments", {}).get(e.discipline)
+    if assignment is not None and assignment["provider"] == e.provider:
+        assignment.update(released_on=_d(e.released_on), released_because=e.reason)
 
 
 def _contract(doc: Doc, e: ev.ContractStarted) -> None:
@@ -110,6 +138,13 @@ def _coaching_started(doc: Doc, e: ev.CoachingStarted) -> None:
     _coaching(doc).update(plan_id=str(e.plan_id), coach_id=e.coach_id,
                           job_starts_on=_d(e.job_starts_on), ends_on=_d(e.ends_on),
                           check_ins_due=len(e.check_ins_due))
+
+
+def _coach_changed(doc: Doc, e: ev.CoachChanged) -> None:
+    coaching = _coaching(doc)
+    coaching.setdefault("coach_changes", {})[_d(e.changed_on)] = e.coach_id
+    # The latest change names the coach now, whatever order the events came in.
+    coaching["coach_now"] = coaching["coach_changes"][max(coaching["coach_changes"])]
 
 
 def _check_in(doc: Doc, e: ev.CheckInRecorded) -> None:
@@ -165,6 +200,23 @@ def _returned(doc: Doc, e: ev.ReturnedForBenefit) -> None:
                        returned_from_unknown=e.from_unknown_destination)
 
 
+def _budget(doc: Doc, e: ev.BudgetSet) -> None:
+    doc.update(fact="budget", budget=e.budget, title=e.title, programmes=list(e.programmes),
+               total_eur=e.total_eur, sources_eur=dict(e.sources_eur), shares_eur=dict(e.shares_eur))
+
+
+def _volume(doc: Doc, e: ev.ProgrammeVolumeSet) -> None:
+    volumes = doc.setdefault("volumes", {})
+    volumes[_d(e.set_on)] = e.yearly_volume
+    doc.update(fact="programme", programme=e.programme, yearly_volume=volumes[max(volumes)])
+
+
+def _contract_awarded(doc: Doc, e: ev.ContractAwarded) -> None:
+    doc.update(fact="contract", provider=e.provider, programme=e.programme, discipline=e.discipline,
+               municipalities=list(e.municipalities), starts_on=_d(e.starts_on), ends_on=_d(e.ends_on),
+               places=e.places, tariff_eur=e.tariff_eur)
+
+
 def _erased(doc: Doc, e: ev.PersonErased) -> None:
     doc["erased"] = {"erased_on": _d(e.erased_on), "reason": e.reason}
 
@@ -173,12 +225,15 @@ HANDLERS: dict[type[ev.Event], Callable[[Doc, Any], None]] = {
     ev.PersonErased: _erased,
     ev.ClientReferred: _referred, ev.ReferralRejected: _rejected, ev.ReferralWithdrawn: _withdrawn,
     ev.TrajectoryOpened: _opened, ev.ProviderAssigned: _assigned, ev.ContractStarted: _contract,
+    ev.AssignmentWaitlisted: _waitlisted, ev.AssignmentRefused: _refused,
+    ev.ProviderReleased: _released,
     ev.ObstacleIdentified: _obstacle, ev.ObstacleResolved: _obstacle_resolved,
     ev.PlacedInJob: _placed, ev.TrajectoryClosed: _closed,
     ev.CoachingStarted: _coaching_started, ev.CheckInRecorded: _check_in,
-    ev.CheckInOverdue: _overdue, ev.JobLost: _job_lost, ev.PlacedAgain: _placed_again,
+    ev.CheckInOverdue: _overdue, ev.CoachChanged: _coach_changed, ev.JobLost: _job_lost, ev.PlacedAgain: _placed_again,
     ev.SixMonthPointReached: _six_months, ev.CoachingCompleted: _completed,
     ev.JobOfferMade: _offer_made, ev.JobOfferAccepted: _offer_accepted,
     ev.JobOfferRefused: _offer_refused, ev.DestinationUnknown: _destination_unknown,
     ev.ReturnedForBenefit: _returned,
+    ev.BudgetSet: _budget, ev.ProgrammeVolumeSet: _volume, ev.ContractAwarded: _contract_awarded,
 }

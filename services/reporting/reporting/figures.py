@@ -6,6 +6,7 @@ programme, a provider, a discipline and a period (on the referral date).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import statistics
 from collections import Counter
@@ -63,7 +64,7 @@ def trajectory_figures(docs: list[Doc], filters: Filters = Filters()) -> dict[st
     placed = [d for d in opened if d.get("placement")]
     closed = [d for d in opened if d.get("closed")]
     open_ = [d for d in opened if not d.get("closed") and not d.get("placement")]
-    waiting = [d for d in opened if d.get("waiting") and not d.get("closed")]
+    waiting = [d for d in opened if _waiting_for(d)]
     to_contract = [x for d in opened if (x := _days(d.get("referred_on"), d.get("contract", {}).get("starts_on"))) is not None]
     to_placement = [x for d in placed if (x := _days(d.get("referred_on"), d["placement"]["starts_on"])) is not None]
     reasons = Counter(r for d in rejected for r in d["referral"].get("reasons", []))
@@ -89,8 +90,120 @@ def trajectory_figures(docs: list[Doc], filters: Filters = Filters()) -> dict[st
     }
 
 
+def _waiting_for(doc: Doc) -> list[str]:
+    """The disciplines a trajectory still waits for a provider in (none once it ended)."""
+    if doc.get("closed") or doc.get("placement"):
+        return []
+    return [d for d, w in doc.get("waitlist", {}).items()
+            if "assigned_on" not in w and "refused_on" not in w]
+
+
+def waitlist_figures(docs: list[Doc], filters: Filters = Filters()) -> dict[str, Any]:
+    """Waitlists per programme and discipline: who waits now, and who ever waited (and
+    how long, for those who got a place)."""
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    # A waiting trajectory has no assignment in the discipline it waits for: the
+    # discipline narrows the waitlist entries, not the trajectories.
+    admitted = dataclasses.replace(filters, discipline=None)
+    for doc in docs:
+        if not admitted.admits(doc):
+            continue
+        now = set(_waiting_for(doc))
+        for discipline, entry in doc.get("waitlist", {}).items():
+            if filters.discipline and discipline != filters.discipline:
+                continue
+            row = rows.setdefault((doc.get("programme") or "", discipline),
+                                  {"waiting": 0, "waitlisted": 0, "refused": 0, "days": []})
+            row["waitlisted"] += 1
+            row["waiting"] += discipline in now
+            row["refused"] += "refused_on" in entry
+            if (days := _days(entry["since"], entry.get("assigned_on"))) is not None:
+                row["days"].append(days)
+    return {
+        "waiting": sum(r["waiting"] for r in rows.values()),
+        "waitlisted": sum(r["waitlisted"] for r in rows.values()),
+        "by_discipline": [{"programme": p, "discipline": d, "waiting": r["waiting"],
+                           "waitlisted": r["waitlisted"], "refused": r["refused"],
+                           "median_days_waited": _median(r["days"])}
+                          for (p, d), r in sorted(rows.items())],
+    }
+
+
+def _tender(tender: list[Doc], fact: str) -> list[Doc]:
+    return [d for d in tender if d.get("fact") == fact]
+
+
+def volume_figures(docs: list[Doc], tender: list[Doc], filters: Filters = Filters()) -> list[dict[str, Any]]:
+    """Trajectories opened per programme against the yearly volume contracted for the five
+    municipalities together (from the tender's reference data on Kafka), pro rata to the
+    period asked for when there is one."""
+    opened = Counter(d.get("programme") for d in docs if filters.admits(d) and d.get("opened_on"))
+    contracted = {d["programme"]: d["yearly_volume"] for d in _tender(tender, "programme")}
+    years = ((filters.end - filters.start).days + 1) / 365 if filters.start and filters.end else None
+    rows = []
+    for programme in PROGRAMMES:
+        if filters.programme and programme != filters.programme:
+            continue
+        yearly = contracted.get(programme)
+        for_period = round(yearly * years, 1) if yearly is not None and years else None
+        rows.append({"programme": programme, "opened": opened.get(programme, 0),
+                     "contracted_yearly": yearly, "contracted_for_period": for_period})
+    return rows
+
+
+def budget_figures(docs: list[Doc], tender: list[Doc], municipalities: list[str],
+                   filters: Filters = Filters()) -> list[dict[str, Any]]:
+    """Per budget: what the assignments so far commit of it (each assignment at its
+    contract's tariff), against the budget of the municipalities in view (their shares),
+    both split over the budget's sources (ESF-3, the WWB work budget) in the budget's
+    own proportion."""
+    tariffs = {(c["provider"], c["programme"], c["discipline"]): c["tariff_eur"]
+               for c in _tender(tender, "contract")}
+    rows = []
+    for budget in sorted(_tender(tender, "budget"), key=lambda b: b["budget"]):
+        in_view = [m for m in municipalities if m in budget["shares_eur"]] if budget["shares_eur"] else municipalities
+        if not in_view:
+            continue
+        available = (sum(budget["shares_eur"][m] for m in in_view) if budget["shares_eur"]
+                     else budget["total_eur"])
+        used: Counter[str] = Counter()
+        untariffed = 0
+        for doc in docs:
+            if doc.get("programme") not in budget["programmes"] or doc.get("municipality") not in in_view:
+                continue
+            if not filters.admits(doc):
+                continue
+            for key, provider in doc.get("commitments", {}).items():
+                discipline = key.split("|", 1)[1]
+                if filters.provider and provider != filters.provider:
+                    continue
+                if filters.discipline and discipline != filters.discipline:
+                    continue
+                tariff = tariffs.get((provider, doc["programme"], discipline))
+                if tariff is None:
+                    untariffed += 1
+                    continue
+                used[doc["municipality"]] += tariff
+        total_used = sum(used.values())
+
+        def split(amount: float) -> dict[str, float]:
+            total = budget["total_eur"] or 1
+            return {source: round(amount * part / total, 2) for source, part in sorted(budget["sources_eur"].items())}
+
+        rows.append({
+            "budget": budget["budget"], "title": budget["title"], "programmes": budget["programmes"],
+            "municipalities": in_view, "budget_eur": available, "used_eur": total_used,
+            "share_used": round(total_used / available, 4) if available else None,
+            "budget_by_source_eur": split(available), "used_by_source_eur": split(total_used),
+            "used_per_municipality_eur": {m: used.get(m, 0) for m in in_view},
+            "assignments_without_a_tariff": untariffed,
+        })
+    return rows
+
+
 def coaching_figures(docs: list[Doc], filters: Filters = Filters()) -> dict[str, Any]:
     plans = [d["coaching"] for d in docs if filters.admits(d) and d.get("coaching", {}).get("plan_id")]
+    coaches = Counter(p.get("coach_now") or p.get("coach_id") for p in plans)
     completed = [p["completed"] for p in plans if p.get("completed")]
     six = [p["six_months"] for p in plans if p.get("six_months")]
     overdue = sum(1 for p in plans for n in p.get("overdue", {}) if n not in p.get("check_ins", {}))
@@ -109,6 +222,8 @@ def coaching_figures(docs: list[Doc], filters: Filters = Filters()) -> dict[str,
         },
         "check_ins_overdue": overdue,
         "jobs_lost": sum(len(p.get("jobs_lost", {})) for p in plans),
+        "coach_changes": sum(len(p.get("coach_changes", {})) for p in plans),
+        "plans_per_coach": dict(sorted(coaches.items())),
     }
 
 

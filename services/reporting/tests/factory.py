@@ -44,3 +44,48 @@ def rejected(municipality="bergen", reason="focus2move-not-offered"):
     return [wrap(ev.ReferralRejected(trajectory_id=uuid.uuid4(), referral_id=uuid.uuid4(), client_id=uuid.uuid4(),
                                      municipality=municipality, programme="focus2move", reason_code=reason,
                                      reason_codes=(reason,), rejected_on=D), "intake", municipality)]
+
+
+TENDER = uuid.UUID("0b670e5f-e3d8-574a-9796-ef5be7161942")
+
+
+def tender():
+    """The tender's reference data as trajectory publishes it: two budgets, the three
+    yearly volumes, and a few awarded contracts with their tariffs."""
+    ids = (uuid.uuid5(TENDER, str(i)) for i in itertools.count())
+    five = ("alkmaar", "bergen", "castricum", "heerhugowaard", "heiloo")
+    facts = [
+        ev.BudgetSet(trajectory_id=next(ids), budget="tender-2005", title="Tender 2005",
+                     programmes=("social-activation", "reintegration"), total_eur=5_000_000,
+                     sources_eur={"esf-3": 2_000_000, "wwb-werkdeel": 3_000_000},
+                     shares_eur={"alkmaar": 3_000_000, "heerhugowaard": 950_000, "castricum": 400_000,
+                                 "bergen": 350_000, "heiloo": 300_000}),
+        ev.BudgetSet(trajectory_id=next(ids), budget="focus2move-2008", title="Focus2Move",
+                     programmes=("focus2move",), total_eur=2_100_000,
+                     sources_eur={"wwb-werkdeel": 2_100_000}, shares_eur={"alkmaar": 2_100_000}),
+        *(ev.ProgrammeVolumeSet(trajectory_id=next(ids), programme=p, yearly_volume=v, set_on=dt.date(2006, 1, 1))
+          for p, v in (("social-activation", 325), ("reintegration", 75), ("focus2move", 175))),
+        *(ev.ContractAwarded(trajectory_id=next(ids), provider=provider, programme=programme,
+                             discipline="Directe bemiddeling en Nazorg", municipalities=five,
+                             starts_on=dt.date(2006, 1, 1), ends_on=dt.date(2030, 12, 31), places=50,
+                             tariff_eur=tariff)
+          for provider, programme, tariff in (("agens", "focus2move", 3000), ("dhg", "focus2move", 3000),
+                                              ("agens", "social-activation", 2000),
+                                              ("inova", "social-activation", 2000))),
+    ]
+    return [wrap(f) for f in facts]
+
+
+def waitlisted(municipality="castricum", discipline="Diagnose", provider="agens", on=D, admitted_on=None):
+    """A social-activation trajectory that waits for a place, and gets one if `admitted_on`."""
+    t, r, c = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    events = [
+        wrap(ev.TrajectoryOpened(trajectory_id=t, referral_id=r, client_id=c, municipality=municipality,
+                                 programme="social-activation", opened_on=on), municipality=municipality),
+        wrap(ev.AssignmentWaitlisted(trajectory_id=t, discipline=discipline, waitlisted_on=on),
+             municipality=municipality),
+    ]
+    if admitted_on:
+        events.append(wrap(ev.ProviderAssigned(trajectory_id=t, provider=provider, discipline=discipline,
+                                               assigned_on=admitted_on), municipality=municipality))
+    return events

@@ -3,20 +3,26 @@
 The one place where a domain event becomes integration events; the outbox relay
 publishes them and the webhook dispatcher notifies providers of the same ones (with
 the same CloudEvent ids). Each trajectory fact names its municipality, so translation
-needs nothing but the event. Reference data and subscriptions stay internal.
+needs nothing but the event. Of the reference data, the relay also publishes what the
+figures are weighed against (budgets, yearly volumes, awarded contracts with their
+tariffs); subscriptions stay internal.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
 from contracts.events import (
-    AssignmentRefused, AssignmentWaitlisted, ContractEnded, ContractExtended, ContractStarted,
-    Event, MediationAttemptFailed, ObstacleIdentified, ObstacleResolved, PlacedInJob, PlanAgreed,
-    ProviderAssigned, ProviderReleased, SchoolingEnded, SchoolingStarted, TrajectoryClosed,
-    TrajectoryOpened, TrajectoryReopened,
+    AssignmentRefused, AssignmentWaitlisted, BudgetSet, ContractAwarded, ContractEnded,
+    ContractExtended, ContractStarted, Event, MediationAttemptFailed, ObstacleIdentified,
+    ObstacleResolved, PlacedInJob, PlanAgreed, ProgrammeVolumeSet, ProviderAssigned,
+    ProviderReleased, SchoolingEnded, SchoolingStarted, TrajectoryClosed, TrajectoryOpened,
+    TrajectoryReopened,
 )
+from contracts.events import Programme as ProgrammeSlug
+from trajectory.contracting import NAMESPACE, Programme, ProviderContract, Register
 from trajectory.domain import Trajectory
 
 SYSTEM = "tweespoor-trajectory"
@@ -94,3 +100,41 @@ def _loose_ends(e: Any, t: dict[str, Any], on: Any, contract_reason: str) -> lis
                                reason="trajectory-ended")
               for discipline, provider in sorted(e.released.items())]
     return ended
+
+
+# The tender's reference data goes out under its lead buyer, Alkmaar: it is the five
+# municipalities' joint contract, not one trajectory's tenant.
+LEAD_MUNICIPALITY = "alkmaar"
+_PROGRAMME_IDS = {Programme.create_id(slug): slug for slug in ProgrammeSlug.__args__}  # type: ignore[attr-defined]
+
+
+def reference_events(domain_event: Any) -> Sequence[tuple[str, Event]]:
+    """The tender's budgets, yearly volumes and awarded contracts, for reporting to weigh
+    the figures against. Providers get no webhook for these (see `notifying`)."""
+    e = domain_event
+    match e:
+        case Register.Seeded():
+            events: list[Event] = [
+                BudgetSet(trajectory_id=uuid.uuid5(NAMESPACE, f"budget|{b['slug']}"), budget=b["slug"],
+                          title=b["title"], programmes=tuple(b["programmes"]), total_eur=b["total_eur"],
+                          sources_eur=b["sources_eur"], shares_eur=b["shares_eur"])
+                for b in e.budgets]
+        case Programme.Established():
+            events = [ProgrammeVolumeSet(trajectory_id=e.originator_id, programme=e.slug,
+                                         yearly_volume=e.yearly_volume, set_on=e.starts_on)]
+        case Programme.VolumeChanged() if e.originator_id in _PROGRAMME_IDS:
+            events = [ProgrammeVolumeSet(trajectory_id=e.originator_id, programme=_PROGRAMME_IDS[e.originator_id],
+                                         yearly_volume=e.yearly_volume, set_on=e.on)]
+        case ProviderContract.Awarded():
+            events = [ContractAwarded(trajectory_id=e.originator_id, provider=e.provider,
+                                      programme=e.programme, discipline=e.discipline,
+                                      municipalities=tuple(e.municipalities), starts_on=e.starts_on,
+                                      ends_on=e.ends_on, places=e.places, tariff_eur=e.tariff_eur)]
+        case _:
+            return []
+    return [(LEAD_MUNICIPALITY, event) for event in events]
+
+
+def published_events(domain_event: Any) -> Sequence[tuple[str, Event]]:
+    """What the outbox relay publishes: the trajectory facts and the reference data."""
+    return [*integration_events(domain_event), *reference_events(domain_event)]

@@ -30,7 +30,7 @@ from trajectory import tender
 from trajectory.api import create_api
 from trajectory.application import TrajectoryApplication, TrajectoryConfig
 from trajectory.delivery import WebhookSender
-from trajectory.integration import integration_events
+from trajectory.integration import published_events
 from trajectory.subscriptions import Backoff
 
 log = logging.getLogger(__name__)
@@ -73,7 +73,7 @@ def build(settings: Settings, env: dict[str, str] | None = None) -> Service:
         await sender.run()
 
     return Service(settings=settings, app=app, api=create_api(app, Credentials.from_env(env)),
-                   publishes_to=TRAJECTORY_EVENTS, translate=integration_events,
+                   publishes_to=TRAJECTORY_EVENTS, translate=published_events,
                    consumes_from=(INTAKE_EVENTS, COACHING_EVENTS),
                    background=(assignment_desk, webhook_deliveries))
 
