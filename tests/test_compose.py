@@ -49,9 +49,20 @@ def test_the_environment_is_what_the_service_reads(compose, name):
     assert compose["services"][name]["ports"] == [f"{settings.port}:{settings.port}"]
     assert f"EXPOSE {settings.port}" in (ROOT / "services" / name / "Dockerfile").read_text()
     assert str(settings.port) in str(compose["services"][name]["healthcheck"]["test"])
-    known = {"KAFKA_BOOTSTRAP_SERVERS", *(f"{name.upper()}_{k}" for k in
-             ("DATABASE_URL", "HOST", "PORT", "PSEUDONYM_KEY"))}
-    assert set(environment) <= known, set(environment) - known
+    assert set(environment) <= read_by(name), set(environment) - read_by(name)
+    # Without its credentials file a service refuses every request.
+    credentials = environment["TWEESPOOR_CREDENTIALS_FILE"]
+    assert any(volume.endswith(f":{credentials}:ro") for volume in compose["services"][name]["volumes"])
+
+
+def read_by(name: str) -> set[str]:
+    """The environment variables the service's own code names, and the shared ones."""
+    source = "\n".join(p.read_text() for p in (ROOT / "services" / name / name).glob("*.py"))
+    own = set(re.findall(rf'"({name.upper()}_[A-Z_]+)"', source))
+    if f'f"{name.upper()}_{{name.upper()}}_URL"' in source:  # where the other services answer
+        own |= {f"{name.upper()}_{other.upper()}_URL" for other in SERVICES}
+    return own | {"KAFKA_BOOTSTRAP_SERVERS", "TWEESPOOR_CREDENTIALS_FILE",
+                  *(f"{name.upper()}_{k}" for k in ("DATABASE_URL", "HOST", "PORT"))}
 
 
 def test_every_service_database_is_created_by_the_init_script(compose):

@@ -88,6 +88,17 @@ def cmd_postgres_start(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_credentials(args: argparse.Namespace) -> int:
+    from infra.demo import write_credentials
+
+    credentials, tokens = write_credentials(args.directory)
+    if args.shared:  # the compose services run as `nobody`; the tokens stay the user's own
+        credentials.chmod(0o644)
+    print(f"{len(tokens)} demo credentials: hashes in {credentials}, "
+          f"tokens in {credentials.parent / 'tokens.toml'}")
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from infra.run import run  # imports the contracts; the infra commands need none of it
 
@@ -124,6 +135,13 @@ def build_parser() -> argparse.ArgumentParser:
     c = groups.add_parser("chromium", help="Debian's Chromium, for the dashboard's browser test")
     c.add_subparsers(dest="action", required=True).add_parser(
         "install", help="install it if missing (Debian, as root)").set_defaults(func=cmd_chromium_install)
+
+    cr = groups.add_parser("credentials", help="write the demo credentials (for docker compose)")
+    cr.add_argument("--directory", type=Path, default=Path(".tweespoor/config"),
+                    help="where to write credentials.toml and tokens.toml")
+    cr.add_argument("--shared", action="store_true",
+                    help="let other users read credentials.toml (for containers; development only)")
+    cr.set_defaults(func=cmd_credentials)
 
     r = groups.add_parser("run", help="Kafka and the four services, a small demo; Ctrl-C stops all")
     r.add_argument("--store", choices=("sqlite", "postgres"), default="sqlite",

@@ -41,9 +41,17 @@ def demo_bsns(count: int, seed: int = 2006) -> list[str]:
     return found
 
 
+# Inside every programme's contract period of the tender: Focus2Move's pilot ran from
+# January 2008, the other two programmes until April 2008.
+DEMO_DAY = dt.date(2008, 2, 1)
+
+
 def demo_referrals() -> list[dict[str, str]]:
-    """Made-up people, one or more per municipality, each eligible for the programme."""
-    today = dt.date.today()
+    """Made-up people, one or more per municipality, each eligible for the programme.
+
+    Dated in the tender's contract periods: trajectory assigns a provider only to referrals
+    made while a contract ran."""
+    today = DEMO_DAY
     plan = [("alkmaar", "focus2move", "bijstand"), ("alkmaar", "social-activation", "bijstand-wao"),
             ("bergen", "reintegration", "anw"), ("castricum", "social-activation", "wao"),
             ("heerhugowaard", "reintegration", "none"), ("heiloo", "social-activation", "bijstand")]

@@ -81,7 +81,11 @@ def test_a_referral_reaches_every_service_and_ctrl_c_leaves_nothing_behind(runni
     assert created.status_code == 201, created.text
     trajectory_id = created.json()["trajectory_id"]
 
-    until(lambda: httpx.get(f"{urls['trajectory']}/trajectories/{trajectory_id}", headers=auth).status_code == 200)
+    # The demo's referrals fall in the tender's contract period, so a provider takes them on.
+    assigned = until(lambda: (r := httpx.get(f"{urls['trajectory']}/trajectories/{trajectory_id}",
+                                            headers=auth)).status_code == 200
+                     and r.json()["assignments"])
+    assert assigned[0]["provider"], assigned
     referred = "nl.reintegratie.referral.client-referred.v1"
     opened = "nl.reintegratie.trajectory.opened.v1"
     counts = until(lambda: (c := httpx.get(f"{urls['reporting']}/event-counts", headers=auth).json()["per_type"])
