@@ -4,13 +4,16 @@
 UV = $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 UV_VERSION = 0.13.8
 
-.PHONY: run test install uv infra clean
+.PHONY: run test bench install uv infra clean
 
 run: install ## Kafka and the four services with the embedded defaults, plus a small demo
 	$(UV) run tweespoor run
 
 test: install infra ## the whole test suite, against the real Kafka broker and PostgreSQL
 	$(UV) run pytest
+
+bench: install ## the benchmarks of bench/README.md: every stage, one table (about 12 minutes)
+	$(UV) run python -m bench
 
 install: uv ## the workspace, exactly as locked
 	$(UV) sync --all-packages --locked
