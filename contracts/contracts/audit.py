@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
+from contracts.actors import stamp_of
 from contracts.chain import ChainReport, verify
 from contracts.envelope import CloudEvent, envelope, source_urn
 
@@ -61,11 +62,12 @@ def integration_events_of(app: Any, translate: Any, system: str, originator_id: 
     out = []
     for stored in app.recorder.select_events(originator_id):
         domain_event = app.mapper.to_domain_event(stored)
+        actor = stamp_of(app.mapper, stored).get("actor")
         for index, (municipality, payload) in enumerate(translate(domain_event)):
             out.append(envelope(
                 payload, source=source_urn(municipality, system),
                 origin=f"{stored.originator_id}/{stored.originator_version}/{index}",
-                sequence=stored.originator_version, time=domain_event.timestamp))
+                sequence=stored.originator_version, time=domain_event.timestamp, actor=actor))
     return out
 
 

@@ -36,6 +36,9 @@ class Attributes(BaseModel):
     subject: str = Field(min_length=1, max_length=64)
     time: dt.datetime
     sequence: str | None = Field(default=None, pattern=r"^[0-9]{1,20}$")
+    # Extension: who caused it (`user:`/`provider:` + credential name, or `service:`);
+    # a credential's name, never a person's data.
+    actor: str | None = Field(default=None, pattern=r"^(user|provider|service):[^\x00-\x1f]{1,120}$")
     datacontenttype: Literal["application/json"] = "application/json"
 
 
@@ -63,6 +66,7 @@ def envelope(
     origin: str,
     sequence: int | None,
     time: dt.datetime,
+    actor: str | None = None,
 ) -> CloudEvent:
     """Wraps a payload; `origin` names what it was made from (stored event and index),
     so that publishing the same origin again gives the same id."""
@@ -74,6 +78,7 @@ def envelope(
             subject=str(data.trajectory_id),
             time=time,
             sequence=None if sequence is None else str(sequence).zfill(SEQUENCE_WIDTH),
+            actor=actor,
         ),
         data,
     )

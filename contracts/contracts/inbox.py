@@ -6,12 +6,16 @@ delivered again is recognised by its offset, and together with a receipt of the
 CloudEvent's (source, id), so the same event published again by a relay at a new offset
 is recognised too. What can never be applied goes to the group's dead-letter topic with
 the reason and the original headers, and the consumer goes on with the next record.
+
+Each record is handled in a span continuing the trace its `traceparent` header names, and
+written to the service's processing log (`contracts.processing`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -19,8 +23,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.errors import CommitFailedError, KafkaError
 from eventsourcing.persistence import InterfaceError, OperationalError
 
-from contracts import kafka
+from contracts import kafka, tracing
 from contracts.envelope import CloudEvent, PoisonRecord, from_record
+from contracts.events import event_class
+from contracts.processing import ProcessingLog, Record
 from contracts.service import Outcome
 from contracts.topics import dead_letter_topic
 
@@ -53,6 +59,8 @@ class Inbox:
         target: Target,
         producer: AIOKafkaProducer,
         retry_delays: Sequence[float] = (0.1, 0.5, 2.0),
+        processing_log: ProcessingLog | None = None,
+        system: str | None = None,
     ) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.topics = tuple(topics)
@@ -62,6 +70,8 @@ class Inbox:
         self.retry_delays = tuple(retry_delays)
         self.assigned = asyncio.Event()  # set once the group gave this member partitions
         self.applied = 0
+        self.processing_log = processing_log
+        self.system = system or f"tweespoor-{self.group}"
 
     async def run(self) -> None:
         consumer = kafka.consumer(self.bootstrap_servers, self.group)
@@ -78,8 +88,35 @@ class Inbox:
             await consumer.stop()
 
     async def handle(self, record: Any) -> Outcome | None:
-        """Applies one record; poison goes to the dead-letter topic. Never raises."""
+        """Applies one record in a span that continues the record's trace (what the target
+        records meanwhile is stamped with it); poison goes to the dead-letter topic. Never
+        raises."""
         headers = list(record.headers or ())
+        traceparent = next((v.decode("latin-1") for k, v in headers if k == tracing.HEADER), None)
+        span, started = tracing.continue_from(traceparent), tracing.now()
+        with tracing.within(span):
+            outcome = await self._handle(record, headers)
+        if outcome is not Outcome.SEEN_OFFSET and outcome is not Outcome.SEEN_EVENT:
+            await self._log(record, span, started, outcome)
+        return outcome
+
+    async def _log(self, record: Any, span: tracing.Span, started: str, outcome: Outcome | None) -> None:
+        """One processing-log record per record processed (or given up on); the subject
+        is the record's key, the pseudonymous trajectory id."""
+        if self.processing_log is None:
+            return
+        kind = next((v.decode("latin-1") for k, v in record.headers or () if k == "ce_type"), "")
+        kind = kind if event_class(kind) is not None else "unreadable"  # a poison header may say anything
+        entry = Record(trace_id=span.trace_id, span_id=span.span_id, parent_span_id=span.parent_span_id,
+                       activity_id=f"{self.system}:consume {kind}", service=self.system,
+                       status="error" if outcome is None else "ok", subject_type="trajectory",
+                       subject_id=_subject(record.key), started_at=started, ended_at=tracing.now())
+        try:
+            await asyncio.to_thread(self.processing_log.record, entry)
+        except Exception as error:  # the effect is recorded; a missing log line is no reason to redo it
+            log.warning("processing_log_failed", extra={"group": self.group, "error": type(error).__name__})
+
+    async def _handle(self, record: Any, headers: list[tuple[str, bytes]]) -> Outcome | None:
         try:
             cloud_event = from_record(record.key, record.value, headers)
         except PoisonRecord as poison:
@@ -156,3 +193,12 @@ async def _commit(consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]
         await consumer.commit(offsets)
     except (CommitFailedError, KafkaError) as error:  # the store's tracking still holds
         log.warning("inbox_commit_failed", extra={"error": type(error).__name__})
+
+
+def _subject(key: bytes | None) -> str | None:
+    """The record key if it is a UUID (a trajectory id), else nothing: a malformed key
+    might carry anything, and the log takes no chances."""
+    try:
+        return str(uuid.UUID((key or b"").decode()))
+    except (UnicodeDecodeError, ValueError):
+        return None

@@ -18,6 +18,8 @@ from aiokafka import AIOKafkaProducer
 from eventsourcing.application import Application
 from eventsourcing.persistence import Tracking
 
+from contracts import tracing
+from contracts.actors import stamp_of
 from contracts.audit import AuditIndex
 from contracts.envelope import envelope, source_urn, to_record
 from contracts.events import Event
@@ -101,6 +103,7 @@ class OutboxRelay:
         records, speaks_about = [], []
         for notification in notifications:
             domain_event = self.app.mapper.to_domain_event(notification)
+            stamp = stamp_of(self.app.mapper, notification)
             for index, (municipality, payload) in enumerate(self.translate(domain_event)):
                 speaks_about.append((str(payload.trajectory_id), str(notification.originator_id)))
                 cloud_event = envelope(
@@ -109,8 +112,12 @@ class OutboxRelay:
                     origin=f"{notification.originator_id}/{notification.originator_version}/{index}",
                     sequence=notification.originator_version,
                     time=domain_event.timestamp,
+                    actor=stamp.get("actor"),
                 )
-                records.append(to_record(cloud_event))
+                key, value, headers = to_record(cloud_event)
+                # The trace the event was recorded in travels on, for the consumers to continue.
+                traceparent = stamp.get("traceparent") or tracing.derived(cloud_event.attributes.id)
+                records.append((key, value, [*headers, (tracing.HEADER, traceparent.encode())]))
         if self.audit_index is not None:
             self.audit_index.add(speaks_about)  # before publishing: no event goes unindexed
         return notifications[-1].id, len(notifications), records

@@ -1,8 +1,10 @@
 """How a service process runs: HTTP API, outbox relay and inbox in one event loop.
 
 One composition root per service builds its application and API and hands them here.
-SIGINT and SIGTERM stop the HTTP server first, then the relay and inbox, then close the
-Kafka client and the store, so that nothing is left half done or left running.
+Every request and every consumed record runs in a W3C trace span and is written to the
+service's processing log. SIGINT and SIGTERM stop the HTTP server first, then the relay
+and inbox, then close the Kafka client and the store, so that nothing is left half done
+or left running.
 """
 
 from __future__ import annotations
@@ -21,10 +23,11 @@ from typing import Any, Protocol
 import uvicorn
 from fastapi import FastAPI
 
-from contracts import kafka
+from contracts import kafka, tracing
 from contracts.audit import install_audit
 from contracts.inbox import Inbox
 from contracts.outbox import OutboxRelay, Translate
+from contracts.processing import ProcessingLog
 
 log = logging.getLogger(__name__)
 
@@ -84,11 +87,16 @@ class Service:
     background: Sequence[Callable[[], Awaitable[None]]] = field(default_factory=tuple)
     # With credentials, auditors can read the service's own events per trajectory.
     audit_credentials: Any = None
+    # Where the service's processing log goes; by default beside its store.
+    processing_log: ProcessingLog | None = None
 
     def __post_init__(self) -> None:
+        system = f"tweespoor-{self.settings.service}"
         if self.audit_credentials is not None and self.translate is not None:
-            install_audit(self.api, self.app, self.translate, f"tweespoor-{self.settings.service}",
-                          self.audit_credentials)
+            install_audit(self.api, self.app, self.translate, system, self.audit_credentials)
+        if self.processing_log is None:
+            self.processing_log = ProcessingLog(self.settings.database_url)
+        tracing.install(self.api, system=system, processing_log=self.processing_log)
 
     async def run(self, stop: asyncio.Event) -> None:
         name, bootstrap = self.settings.service, self.settings.bootstrap_servers
@@ -103,7 +111,8 @@ class Service:
             workers.append(asyncio.create_task(relay.run(), name="relay"))
         if self.consumes_from:
             inbox = Inbox(bootstrap_servers=bootstrap, topics=self.consumes_from,
-                          target=self.app, producer=producer)
+                          target=self.app, producer=producer,
+                          processing_log=self.processing_log, system=f"tweespoor-{name}")
             workers.append(asyncio.create_task(inbox.run(), name="inbox"))
         for job in self.background:
             workers.append(asyncio.create_task(job(), name=getattr(job, "__name__", "job")))
@@ -126,6 +135,8 @@ class Service:
             await asyncio.gather(*workers, return_exceptions=True)
             await producer.stop()
             self.app.close()
+            if self.processing_log is not None:
+                self.processing_log.close()
             log.info("service_stopped", extra={"service": name})
 
 

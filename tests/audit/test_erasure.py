@@ -67,7 +67,9 @@ async def test_after_erasure_the_person_is_gone_and_everything_else_stays(bootst
                          "distance_to_labour_market": "large", "referred_on": "2026-11-02", "caseworker_id": "cw"}
         created = await asyncio.to_thread(lambda: TestClient(intake_api(intake, credentials)).post(
             "/referrals", json=body, headers=case_system).json())
-        # the trajectory service opens it (produced here directly: it is not under test)
+        # the trajectory service opens it (produced here directly: it is not under test),
+        # after the referral is on Kafka, as the real one would
+        await eventually(lambda: relay.position() == intake.recorder.max_notification_id(), timeout=30)
         opened = envelope(TrajectoryOpened(
             trajectory_id=uuid.UUID(created["trajectory_id"]), referral_id=uuid.UUID(created["referral_id"]),
             client_id=uuid.UUID(created["client_id"]), municipality="alkmaar", programme="focus2move",

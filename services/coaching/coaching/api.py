@@ -11,6 +11,7 @@ from fastapi import Depends, FastAPI, Header, Path, Response
 
 from contracts import problems
 from contracts.access import Credentials, Principal
+from contracts.actors import acting
 from contracts.idempotency import fingerprint
 from contracts.municipalities import Municipality
 from coaching.access import coach_of, may_see, reader, sees, writer
@@ -29,7 +30,7 @@ def create_api(app: CoachingApplication, credentials: Credentials) -> FastAPI:
                   description="The one-year job-coaching follow-up after placement.")
     problems.install(api)
     Reader = Annotated[Principal, Depends(reader(credentials))]
-    Coach = Annotated[Principal, Depends(writer(credentials))]
+    Coach = Annotated[Principal, Depends(acting(writer(credentials)))]
 
     def visible_plan(principal: Principal, plan_id: uuid.UUID) -> None:
         summary = app.summary(plan_id)
@@ -120,8 +121,9 @@ def create_api(app: CoachingApplication, credentials: Credentials) -> FastAPI:
             lambda s: s.municipality == municipality and visible(s))}
 
     @api.get("/followed-trajectories", summary="How many trajectories coaching follows (counts only)")
-    def followed() -> dict[str, Any]:
-        per_municipality = app.followed_per_municipality()
+    def followed(principal: Reader) -> dict[str, Any]:
+        per_municipality = {m: n for m, n in app.followed_per_municipality().items()
+                            if principal.sees_municipality(m)}
         return {"total": sum(per_municipality.values()), "per_municipality": per_municipality}
 
     @api.get("/health")

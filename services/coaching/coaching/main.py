@@ -24,9 +24,11 @@ def build(settings: Settings, env: dict[str, str] | None = None, *,
     app = CoachingApplication(store_env(settings.database_url),
                               policies=Policies.from_env(env), clock=clock)
     scheduler = Scheduler(app, interval_seconds=float(env.get("COACHING_SCHEDULER_SECONDS", "60")))
-    return Service(settings=settings, app=app, api=create_api(app, Credentials.from_env(env)),
+    credentials = Credentials.from_env(env)
+    return Service(settings=settings, app=app, api=create_api(app, credentials),
                    publishes_to=COACHING_EVENTS, translate=integration_events,
-                   consumes_from=(TRAJECTORY_EVENTS,), background=(scheduler.run,))
+                   consumes_from=(TRAJECTORY_EVENTS,), background=(scheduler.run,),
+                   audit_credentials=credentials)
 
 
 def cli() -> None:

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Response
 
 from contracts.access import Credentials
+from contracts.actors import acting
 from contracts.idempotency import fingerprint
 from contracts.problems import Problem
 from contracts.webhooks import WebhookMessage, verified_webhook
@@ -24,7 +25,7 @@ from coaching.requests import Body, CheckInBody, JobLossBody, PlacementBody, Reo
 
 
 def add_provider_routes(api: FastAPI, app: CoachingApplication, credentials: Credentials) -> None:
-    Signed = Annotated[WebhookMessage, Depends(verified_webhook(credentials))]
+    Signed = Annotated[WebhookMessage, Depends(acting(verified_webhook(credentials)))]
 
     def handle(message: WebhookMessage, plan_id: uuid.UUID, action: str, model: type[Body],
                record: Callable[..., tuple[int, dict[str, Any]]], response: Response) -> dict[str, Any]:

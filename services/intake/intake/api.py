@@ -17,6 +17,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from contracts import problems
 from contracts.access import Credentials, Principal, require
+from contracts.actors import acting
 from contracts.events import BenefitSituation, Programme
 from contracts.idempotency import fingerprint
 from contracts.municipalities import Municipality
@@ -139,7 +140,7 @@ def create_api(app: IntakeApplication, credentials: Credentials) -> FastAPI:
                   description="Referrals and LBU job offers from the municipal case systems. "
                               "Personal data is accepted here and nowhere else.")
     problems.install(api)
-    writer = Annotated[Principal, Depends(require(credentials, "referrals:write", "municipality"))]
+    writer = Annotated[Principal, Depends(acting(require(credentials, "referrals:write", "municipality")))]
     reader = Annotated[Principal, Depends(require(credentials, "referrals:read"))]
     personal = Annotated[Principal, Depends(require(credentials, "persons:read"))]
 
@@ -176,7 +177,7 @@ def create_api(app: IntakeApplication, credentials: Credentials) -> FastAPI:
         """Whom the referral is about: only for credentials with the persons:read scope."""
         return app.person(referral_id, caller)
 
-    eraser = Annotated[Principal, Depends(require(credentials, "persons:erase", "municipality"))]
+    eraser = Annotated[Principal, Depends(acting(require(credentials, "persons:erase", "municipality")))]
 
     @api.post("/referrals/{referral_id}/person/erasure", responses=_errors())
     def erase(referral_id: uuid.UUID, request: ErasureRequest, caller: eraser) -> dict[str, Any]:

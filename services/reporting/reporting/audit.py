@@ -1,6 +1,8 @@
 """Audit replay: one trajectory, every event from every service, in order, with when it
-happened in the world (valid time) and when it was recorded; its state as it stood on a
-date and as it was known on a date; and whether Kafka and the services' stores agree.
+happened in the world (valid time), when it was recorded and who caused it (the service,
+user credential or provider stamped on the stored event, carried as `ce_actor`); its
+state as it stood on a date and as it was known on a date; and whether Kafka and the
+services' stores agree.
 
 Reading from Kafka fetches exactly the records reporting's index names for the
 trajectory (a seek per record), so a replay reads only its own events whatever the size
@@ -77,7 +79,8 @@ def positions_of(doc: Doc) -> list[tuple[str, int, int]]:
 def timeline(events: list[CloudEvent]) -> list[dict[str, Any]]:
     return [{"recorded_at": e.attributes.time.isoformat(),
              "valid_on": (v.isoformat() if (v := valid_on(e.data)) else None),
-             "service": service_of(e), "what": e.attributes.type, "id": e.attributes.id,
+             "service": service_of(e), "actor": e.attributes.actor, "what": e.attributes.type,
+             "id": e.attributes.id,
              "source": e.attributes.source, "data": e.data.model_dump(mode="json")}
             for e in ordered(events)]
 

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from contracts import problems
 from contracts.access import Credentials, Principal, authenticated
+from contracts.actors import acting
 from contracts.municipalities import Municipality
 from contracts.providers import PROVIDERS
 from trajectory.application import TrajectoryApplication
@@ -81,7 +82,7 @@ def create_api(app: TrajectoryApplication, credentials: Credentials) -> FastAPI:
                               "two tracks, signed provider webhooks in and out.")
     problems.install(api)
     caller = Annotated[Principal, Depends(scoped(credentials, *READ_SCOPES))]
-    admin = Annotated[Principal, Depends(scoped(credentials, "contracts:write", kinds=("staff",)))]
+    admin = Annotated[Principal, Depends(acting(scoped(credentials, "contracts:write", kinds=("staff",))))]
 
     @api.get("/trajectories/{trajectory_id}", responses=errors())
     def trajectory(trajectory_id: uuid.UUID, reader: caller,

@@ -72,10 +72,12 @@ def build(settings: Settings, env: dict[str, str] | None = None) -> Service:
         """Schedules and sends notifications to providers' subscriptions."""
         await sender.run()
 
-    return Service(settings=settings, app=app, api=create_api(app, Credentials.from_env(env)),
+    credentials = Credentials.from_env(env)
+    return Service(settings=settings, app=app, api=create_api(app, credentials),
                    publishes_to=TRAJECTORY_EVENTS, translate=published_events,
                    consumes_from=(INTAKE_EVENTS, COACHING_EVENTS),
-                   background=(assignment_desk, webhook_deliveries))
+                   background=(assignment_desk, webhook_deliveries),
+                   audit_credentials=credentials)
 
 
 def cli() -> None:

@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from contracts.access import Credentials, Principal, require
+from contracts.actors import acting
 from contracts.idempotency import fingerprint
 from contracts.problems import MEDIA_TYPE, Problem
 from contracts.webhooks import WebhookMessage, verified_webhook
@@ -50,8 +51,8 @@ class SubscriptionRequest(BaseModel):
 
 def provider_routes(app: TrajectoryApplication, credentials: Credentials) -> APIRouter:
     router = APIRouter(tags=["providers"])
-    provider = Annotated[Principal, Depends(require(credentials, "trajectories:read", "provider"))]
-    verified = Annotated[WebhookMessage, Depends(verified_webhook(credentials))]
+    provider = Annotated[Principal, Depends(acting(require(credentials, "trajectories:read", "provider")))]
+    verified = Annotated[WebhookMessage, Depends(acting(verified_webhook(credentials)))]
 
     @router.post("/providers/{provider}/trajectories/{trajectory_id}/reports", status_code=202,
                  responses=errors(409, 413, 415, base=(401, 404, 422, 503)))
