@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from aiokafka.errors import KafkaError
 from eventsourcing.persistence import InterfaceError, OperationalError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -67,6 +68,13 @@ def install(app: FastAPI) -> None:
     async def _store_down(_: Request, exc: Exception) -> JSONResponse:
         log.warning("store_unavailable", extra={"error": type(exc).__name__})
         return problem_response(503, "Store unavailable", "Try again shortly.",
+                                headers={"Retry-After": "5"})
+
+    @app.exception_handler(KafkaError)
+    async def _broker_down(_: Request, exc: Exception) -> JSONResponse:
+        # Only reads go to Kafka from a request (the auditors' replay); writes go to the outbox.
+        log.warning("broker_unavailable", extra={"error": type(exc).__name__})
+        return problem_response(503, "Event log unavailable", "Kafka cannot be reached; try again shortly.",
                                 headers={"Retry-After": "5"})
 
     @app.exception_handler(Exception)

@@ -92,7 +92,8 @@ def test_a_referral_reaches_every_service_and_ctrl_c_leaves_nothing_behind(runni
                    .get(opened, 0) > before.get(opened, 0) and c)
     assert counts[referred] == before.get(referred, 0) + 1
     assert counts[opened] == before.get(opened, 0) + 1
-    followed = until(lambda: httpx.get(f"{urls['coaching']}/followed-trajectories").json()["total"])
+    followed = until(lambda: httpx.get(f"{urls['coaching']}/followed-trajectories",
+                                       headers=auth).json()["total"])
     assert followed >= 1
 
     process.send_signal(signal.SIGINT)
