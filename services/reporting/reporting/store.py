@@ -14,10 +14,12 @@ import json
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
+
+from eventsourcing.persistence import OperationalError
 
 from contracts.envelope import CloudEvent
 from contracts.service import Outcome
@@ -50,6 +52,7 @@ class ReportingStore:
         elif database_url.startswith(("postgresql://", "postgres://")):
             import psycopg  # only needed in production
 
+            self._url = database_url
             self._conn = psycopg.connect(database_url, autocommit=True)
             self.postgres = True
         else:
@@ -65,18 +68,38 @@ class ReportingStore:
 
     @contextmanager
     def _transaction(self) -> Iterator[Any]:
-        with self._lock:
+        with self._lock, self._store_away_is_transient():
+            if self.postgres and self._conn.closed:
+                # The server restarted since: a closed connection never opens again by itself.
+                import psycopg
+
+                self._conn = psycopg.connect(self._url, autocommit=True, connect_timeout=10)
             cur = self._conn.cursor()
             cur.execute("BEGIN" if self.postgres else "BEGIN IMMEDIATE")
             try:
                 yield cur
             except BaseException:
-                cur.execute("ROLLBACK")
+                with suppress(Exception):  # a broken connection cannot roll back, nor needs to
+                    cur.execute("ROLLBACK")
                 raise
             else:
                 cur.execute("COMMIT")
             finally:
                 cur.close()
+
+    @contextmanager
+    def _store_away_is_transient(self) -> Iterator[None]:
+        """PostgreSQL away raises the store-unavailable error every service raises, so the
+        inbox waits and retries (never dead-letters) and the API answers 503."""
+        if not self.postgres:
+            yield
+            return
+        import psycopg
+
+        try:
+            yield
+        except (psycopg.OperationalError, psycopg.InterfaceError) as error:
+            raise OperationalError(f"reporting's store is unavailable: {type(error).__name__}") from error
 
     def _sql(self, statement: str) -> str:
         return statement.replace("?", "%s") if self.postgres else statement
