@@ -90,9 +90,11 @@ def as_json(event: CloudEvent) -> dict[str, Any]:
             "data": event.data.model_dump(mode="json")}
 
 
-def install_audit(api: Any, app: Any, translate: Any, system: str, credentials: Any) -> None:
-    """Adds `GET /audit/trajectories/{id}/events` for auditors to a service's API."""
-    from fastapi import Depends
+def install_audit(api: Any, app: Any, translate: Any, system: str, credentials: Any,
+                  processing_log: Any = None) -> None:
+    """Adds `GET /audit/trajectories/{id}/events` for auditors to a service's API, and
+    `GET /audit/processing-log` when the service keeps one."""
+    from fastapi import Depends, Query
 
     from contracts.access import require
 
@@ -109,3 +111,15 @@ def install_audit(api: Any, app: Any, translate: Any, system: str, credentials: 
                 "events": [as_json(e) for e in events],
                 "chains": [{"stream": r.originator_id, "events": r.events, "intact": r.intact,
                             "broken_at": r.broken_at, "reason": r.reason} for r in reports]}
+
+    if processing_log is None:
+        return
+
+    @api.get("/audit/processing-log", tags=["audit"],
+             responses={401: {"description": "No valid bearer token"},
+                        403: {"description": "Auditors only"}})
+    def processing(caller: Any = Depends(auditor),
+                   trace_id: str = Query(pattern="^[0-9a-f]{32}$")) -> dict[str, Any]:
+        """This service's part of one trace: what it processed, for which pseudonymous
+        subject, with what status (no user identity is kept there)."""
+        return {"service": system, "trace_id": trace_id, "records": processing_log.records(trace_id)}

@@ -96,7 +96,7 @@ class Inbox:
         span, started = tracing.continue_from(traceparent), tracing.now()
         with tracing.within(span):
             outcome = await self._handle(record, headers)
-        if outcome is not Outcome.SEEN_OFFSET and outcome is not Outcome.SEEN_EVENT:
+        if outcome is Outcome.APPLIED or outcome is None:  # processed, or given up on
             await self._log(record, span, started, outcome)
         return outcome
 

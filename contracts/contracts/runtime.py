@@ -92,10 +92,11 @@ class Service:
 
     def __post_init__(self) -> None:
         system = f"tweespoor-{self.settings.service}"
-        if self.audit_credentials is not None and self.translate is not None:
-            install_audit(self.api, self.app, self.translate, system, self.audit_credentials)
         if self.processing_log is None:
             self.processing_log = ProcessingLog(self.settings.database_url)
+        if self.audit_credentials is not None and self.translate is not None:
+            install_audit(self.api, self.app, self.translate, system, self.audit_credentials,
+                          self.processing_log)
         tracing.install(self.api, system=system, processing_log=self.processing_log)
 
     async def run(self, stop: asyncio.Event) -> None:

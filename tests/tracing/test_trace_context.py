@@ -48,6 +48,7 @@ def intake(tmp_path):
     path, tokens = write_credentials(tmp_path / "config")
     service = build(Settings("intake", "127.0.0.1:1", "memory:", "127.0.0.1", 0),
                     {"TWEESPOOR_CREDENTIALS_FILE": str(path)})
+    service.tokens = tokens
     yield service, TestClient(service.api), {"Authorization": f"Bearer {tokens['alkmaar-case-system']}"}
     service.app.close()
 
@@ -78,6 +79,18 @@ def test_a_malformed_or_missing_traceparent_gets_a_fresh_trace_not_an_error(inta
         assert tracing.parse(response.headers["traceparent"]) is not None
     refused = client.post("/referrals", json={}, headers={**auth, "traceparent": "zz"})
     assert refused.status_code == 422 and tracing.parse(refused.headers["traceparent"]) is not None
+
+
+def test_auditors_read_a_services_part_of_a_trace(intake):
+    service, client, auth = intake
+    client.post("/referrals", json=referral(), headers={**auth, "traceparent": f"00-{TRACE}-{PARENT}-01"})
+    auditor = {"Authorization": f"Bearer {service.tokens['esf-auditor']}"}
+    answer = client.get("/audit/processing-log", params={"trace_id": TRACE}, headers=auditor)
+    assert answer.status_code == 200
+    assert [r["activity_id"] for r in answer.json()["records"]] == ["tweespoor-intake:POST /referrals"]
+    assert client.get("/audit/processing-log", params={"trace_id": TRACE}, headers=auth).status_code == 403
+    malformed = client.get("/audit/processing-log", params={"trace_id": "BSN"}, headers=auditor)
+    assert malformed.status_code == 422 and malformed.headers["content-type"] == "application/problem+json"
 
 
 def test_the_processing_log_names_no_user_and_no_person(intake):
