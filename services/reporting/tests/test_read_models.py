@@ -8,7 +8,7 @@ from contracts.service import Outcome
 from reporting.documents import key_of, new_document, project
 from reporting.figures import Filters, coaching_figures, provider_results, trajectory_figures
 from reporting.store import ReportingStore
-from services.reporting.tests.factory import placed_trajectory, rejected
+from services.reporting.tests.factory import placed_trajectory, rejected, tender, waitlisted
 
 
 @pytest.fixture
@@ -46,7 +46,7 @@ def test_each_event_counts_once_however_often_it_arrives(store):
 
 
 def test_a_rebuilt_generation_is_byte_identical_and_swaps_in_only_once_caught_up(store):
-    events = [e for _ in range(5) for e in placed_trajectory()] + rejected()
+    events = tender() + [e for _ in range(5) for e in placed_trajectory()] + rejected() + waitlisted()
     for offset, e in enumerate(events):
         store.apply(e, "t", 0, offset)
     live = store.dump()
