@@ -31,7 +31,7 @@ from contracts.processing import Record
 log = logging.getLogger(__name__)
 
 HEADER = "traceparent"
-_TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$")
+_TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?", re.DOTALL)
 _ZERO_TRACE, _ZERO_SPAN = "0" * 32, "0" * 16
 
 
@@ -57,7 +57,7 @@ def parse(header: str | None) -> tuple[str, str, str] | None:
     """(trace id, parent span id, flags) of a valid `traceparent`, else None."""
     if not header:
         return None
-    match = _TRACEPARENT.match(header.strip())
+    match = _TRACEPARENT.fullmatch(header.strip(" \t"))  # optional whitespace, as HTTP allows
     if match is None:
         return None
     version, trace_id, span_id, flags, rest = match.groups()

@@ -32,6 +32,8 @@ TRACE, PARENT = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
     (f"ff-{TRACE}-{PARENT}-01", False),  # version ff is forbidden
     (f"00-{TRACE}-{PARENT}-01-extra", False),  # version 00 has exactly four fields
     (f"00-{TRACE[:-1]}-{PARENT}-01", False),
+    (f"00-{TRACE}-{PARENT}-01\n", False),  # no smuggled line ends
+    (f" 00-{TRACE}-{PARENT}-01 ", True),  # optional whitespace around a header value
     ("", False), ("garbage", False), (BSN, False),
 ])
 def test_a_traceparent_is_continued_when_valid_and_replaced_when_not(header, valid):
