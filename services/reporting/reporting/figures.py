@@ -185,20 +185,21 @@ def budget_figures(docs: list[Doc], tender: list[Doc], municipalities: list[str]
                     continue
                 used[doc["municipality"]] += tariff
         total_used = sum(used.values())
-
-        def split(amount: float) -> dict[str, float]:
-            total = budget["total_eur"] or 1
-            return {source: round(amount * part / total, 2) for source, part in sorted(budget["sources_eur"].items())}
-
         rows.append({
             "budget": budget["budget"], "title": budget["title"], "programmes": budget["programmes"],
             "municipalities": in_view, "budget_eur": available, "used_eur": total_used,
             "share_used": round(total_used / available, 4) if available else None,
-            "budget_by_source_eur": split(available), "used_by_source_eur": split(total_used),
+            "budget_by_source_eur": _split(available, budget), "used_by_source_eur": _split(total_used, budget),
             "used_per_municipality_eur": {m: used.get(m, 0) for m in in_view},
             "assignments_without_a_tariff": untariffed,
         })
     return rows
+
+
+def _split(amount: float, budget: Doc) -> dict[str, float]:
+    """An amount over the budget's sources, in the proportion they fund the budget."""
+    total = budget["total_eur"] or 1
+    return {source: round(amount * part / total, 2) for source, part in sorted(budget["sources_eur"].items())}
 
 
 def coaching_figures(docs: list[Doc], filters: Filters = Filters()) -> dict[str, Any]:
