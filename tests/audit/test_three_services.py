@@ -196,14 +196,19 @@ async def test_one_trace_runs_from_the_callers_request_through_every_service_it_
     intake_span = tracing.parse(referred.headers["traceparent"])
     assert intake_span[0] == CALLER_TRACE
 
-    # intake (HTTP) -> trajectory (consumes the referral) -> reporting (consumes both)
+    # intake (HTTP) -> trajectory (consumes the referral, opens the trajectory) -> coaching
+    # (consumes the opening) -> reporting (consumes all of them)
     [asked] = system.processing("intake", CALLER_TRACE)
     assert asked["activity_id"] == "tweespoor-intake:POST /referrals" and asked["span_id"] == intake_span[1]
     opened = await eventually(lambda: system.processing("trajectory", CALLER_TRACE))
     assert opened[0]["activity_id"].startswith("tweespoor-trajectory:consume ")
     assert opened[0]["activity_id"].endswith("client-referred.v1") and opened[0]["parent_span_id"] == intake_span[1]
+    followed = await eventually(lambda: system.processing("coaching", CALLER_TRACE))
+    assert followed[0]["activity_id"].endswith("trajectory.opened.v1")
+    assert followed[0]["parent_span_id"] == opened[0]["span_id"]
     reported = await eventually(lambda: len(r := system.processing("reporting", CALLER_TRACE)) >= 2 and r)
     assert {r["parent_span_id"] for r in reported} >= {intake_span[1], opened[0]["span_id"]}
+    assert {r["trace_id"] for r in [asked, *opened, *followed, *reported]} == {CALLER_TRACE}
 
     # A provider's report starts a trace of its own: trajectory (HTTP) -> coaching -> reporting.
     placement_trace, placement_span, _ = tracing.parse(placed.headers["traceparent"])
