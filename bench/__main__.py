@@ -11,14 +11,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import sys
 import time
+import traceback
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from bench import audit, end_to_end, limit, rebuild
-from bench.report import Run, table
+from bench.kafka_io import delete_topics
+from bench.report import Figure, Run, table
 from infra import discovery
 
 RESULTS = Path(__file__).parent / "results"
@@ -57,33 +61,45 @@ def say(message: str, run: Run | None = None) -> None:
         run.settings.setdefault("load_average", {})[message.split(":")[0]] = round(load, 1)
 
 
+@contextlib.asynccontextmanager
+async def stage(run: Run, name: str) -> AsyncIterator[None]:
+    """A stage that fails is a row saying why, not the loss of every other stage's figures."""
+    try:
+        yield
+    except Exception as error:
+        traceback.print_exc()
+        run.add(Figure(name, "the stage failed", None, "", note=f"{type(error).__name__}: {error}"[:300]))
+
+
 async def run_stages(args: argparse.Namespace, bootstrap: str, run: Run) -> None:
     round_trip = None
     if "limit" in args.only:
-        say(f"a. limit: raw produce and consume of {args.limit_records:,} records", run)
-        figures = await limit.measure(bootstrap, args.limit_records)
-        run.add(*figures.values())
-        round_trip = figures["round_trip"].value
+        async with stage(run, limit.STAGE):
+            say(f"a. limit: raw produce and consume of {args.limit_records:,} records", run)
+            figures = await limit.measure(bootstrap, args.limit_records)
+            run.add(*figures.values())
+            round_trip = figures["round_trip"].value
     if "rebuild" in args.only:
-        say(f"b. rebuild: loading {args.events:,} events onto three topics")
-        topics, republished, load_s = await rebuild.load(bootstrap, args.events)
-        run.settings["rebuild_load_seconds"] = round(load_s, 1)
-        try:
-            say(f"b. rebuild: loaded in {load_s:.0f} s; consume + decode, then the rebuild itself", run)
-            run.add(*(await rebuild.measure(bootstrap, topics, args.events, republished)).values())
-        finally:
-            from bench.kafka_io import delete_topics
-
-            await delete_topics(bootstrap, topics)
+        async with stage(run, rebuild.STAGE):
+            say(f"b. rebuild: loading {args.events:,} events onto three topics")
+            topics, republished, load_s = await rebuild.load(bootstrap, args.events)
+            run.settings["rebuild_load_seconds"] = round(load_s, 1)
+            try:
+                say(f"b. rebuild: loaded in {load_s:.0f} s; consume + decode, then the rebuild itself", run)
+                run.add(*(await rebuild.measure(bootstrap, topics, args.events, republished)).values())
+            finally:
+                await delete_topics(bootstrap, topics)
     if "audit" in args.only:
-        large = args.audit_large or args.events
-        say(f"c. audit replay: stores of {args.audit_small:,} and {large:,} events", run)
-        run.add(*(await asyncio.to_thread(audit.measure, args.audit_small, large)).values())
+        async with stage(run, audit.STAGE):
+            large = args.audit_large or args.events
+            say(f"c. audit replay: stores of {args.audit_small:,} and {large:,} events", run)
+            run.add(*(await asyncio.to_thread(audit.measure, args.audit_small, large)).values())
     if "e2e" in args.only:
-        say(f"d. end to end: four services, {args.e2e_trajectories} trajectories, "
-            f"{args.e2e_seconds:.0f} s back to back and {args.e2e_seconds:.0f} s at half rate", run)
-        run.add(*(await end_to_end.measure(bootstrap, round_trip, trajectories=args.e2e_trajectories,
-                                           seconds=args.e2e_seconds, profile=args.profile)).values())
+        async with stage(run, end_to_end.STAGE):
+            say(f"d. end to end: four services, {args.e2e_trajectories} trajectories, "
+                f"{args.e2e_seconds:.0f} s back to back and {args.e2e_seconds:.0f} s at half rate", run)
+            run.add(*(await end_to_end.measure(bootstrap, round_trip, trajectories=args.e2e_trajectories,
+                                               seconds=args.e2e_seconds, profile=args.profile)).values())
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -67,7 +67,7 @@ def machine() -> dict[str, Any]:
 def _num(value: float | None, unit: str) -> str:
     if value is None:
         return "—"
-    if unit in ("ms", "s", "MB", "µs"):
+    if unit in ("ms", "s", "MB", "µs", "% of a core"):
         return f"{value:,.1f} {unit}"
     return f"{value:,.0f} {unit}"
 
