@@ -227,6 +227,10 @@ async def test_one_trace_runs_from_the_callers_request_through_every_service_it_
     [read] = system.processing("reporting", audit_trace)
     assert read["activity_id"] == "tweespoor-reporting:GET /audit/trajectories/{trajectory_id}/check"
     assert read["subject_type"] == "trajectory" and read["subject_id"] == trajectory_id
+    for name in ("intake", "trajectory", "coaching"):  # the read reached into each store
+        [served] = await eventually(lambda: system.processing(name, audit_trace))  # logged after answering
+        assert served["activity_id"] == f"tweespoor-{name}:GET /audit/trajectories/{{trajectory_id}}/events"
+        assert served["parent_span_id"] == read["span_id"]
 
     # No user identity and no personal data in any processing log.
     everything = repr([system.processing(n) for n in ("intake", "trajectory", "coaching", "reporting")])

@@ -11,7 +11,7 @@ import httpx
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import PlainTextResponse
 
-from contracts import problems
+from contracts import problems, tracing
 from contracts.access import Credentials, Principal, require
 from contracts.municipalities import MUNICIPALITIES, Municipality
 from contracts.problems import Problem
@@ -159,7 +159,9 @@ def install_audit_routes(api: FastAPI, store: ReportingStore, credentials: Crede
                 raise Problem(503, "Kafka not configured", headers={"Retry-After": "60"})
             return await audit.from_kafka(bootstrap_servers, audit.positions_of(doc))
         events = []
-        async with httpx.AsyncClient(timeout=30, headers={"Authorization": authorization}) as client:
+        span = tracing.current()  # the auditor's read continues into each service's log
+        traced = {"traceparent": span.traceparent} if span else {}
+        async with httpx.AsyncClient(timeout=30, headers={"Authorization": authorization, **traced}) as client:
             for service, url in sorted(service_urls.items()):
                 response = await client.get(f"{url}/audit/trajectories/{trajectory_id}/events")
                 if response.status_code != 200:
