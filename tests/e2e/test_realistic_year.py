@@ -386,6 +386,7 @@ def _check(f: dict[str, Any], e: dict[str, Any], who: str) -> None:
                for b in f["budgets"]}
     assert budgets == e["budgets"], who
     assert all(b["assignments_without_a_tariff"] == 0 for b in f["budgets"]), who
+    assert sum(row["committed_eur"] for row in f["providers"]) == sum(b["used_eur"] for b in e["budgets"].values()), who
     assert f["waitlists"]["waiting"] == 0, who
     coaching = {"plans": c["plans"], "completed": c["completed"], "jobs_lost": c["jobs_lost"],
                 "retained": c["retention_12_months"]["employed"],

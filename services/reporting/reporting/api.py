@@ -77,7 +77,7 @@ def create_api(store: ReportingStore, credentials: Credentials, *, intake_url: s
             "budgets": budget_figures(docs, tender, scope, narrowing),
             "coaching": coaching_figures(docs, narrowing),
             "lbu": lbu_figures(store.documents("offer", scope), narrowing),
-            "providers": provider_results(docs, narrowing),
+            "providers": provider_results(docs, narrowing, tender),
         }
 
     api.state.figures_for = figures_for
@@ -129,7 +129,7 @@ def create_api(store: ReportingStore, credentials: Credentials, *, intake_url: s
     @api.get("/exports/provider-results.csv", responses=ERRORS, response_class=PlainTextResponse)
     def providers(caller: reader, narrowing: Narrowing, municipality: Asked = None) -> PlainTextResponse:
         docs = store.documents("trajectory", municipalities_for(caller, municipality))
-        return csv(provider_sheet(docs, narrowing), "provider-results.csv")
+        return csv(provider_sheet(docs, narrowing, store.documents("tender")), "provider-results.csv")
 
     @api.get("/health")
     def health() -> dict[str, str]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from reporting.documents import Doc
@@ -91,7 +91,7 @@ def srg_provisions(docs: list[Doc], filters: Filters, until: dt.date) -> str:
     return _csv(["person", "municipality", "provision_type", "start", "end", "month", "status"], rows)
 
 
-def provider_sheet(docs: list[Doc], filters: Filters) -> str:
-    results = provider_results(docs, filters)
-    keys = ["provider", "discipline", "assigned", "placed", "closed", "retained_after_12_months"]
+def provider_sheet(docs: list[Doc], filters: Filters, tender: Sequence[Doc] = ()) -> str:
+    results = provider_results(docs, filters, tender)
+    keys = ["provider", "discipline", "assigned", "placed", "closed", "retained_after_12_months", "committed_eur"]
     return _csv(keys, ([r[k] for k in keys] for r in results))

@@ -10,6 +10,7 @@ import dataclasses
 import datetime as dt
 import statistics
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -129,7 +130,7 @@ def waitlist_figures(docs: list[Doc], filters: Filters = Filters()) -> dict[str,
     }
 
 
-def _tender(tender: list[Doc], fact: str) -> list[Doc]:
+def _tender(tender: Sequence[Doc], fact: str) -> list[Doc]:
     return [d for d in tender if d.get("fact") == fact]
 
 
@@ -246,20 +247,33 @@ def lbu_figures(offers: list[Doc], filters: Filters = Filters()) -> dict[str, An
     }
 
 
-def provider_results(docs: list[Doc], filters: Filters = Filters()) -> list[dict[str, Any]]:
-    """Per provider and discipline: trajectories assigned, placed, closed."""
+def provider_results(docs: list[Doc], filters: Filters = Filters(),
+                     tender: Sequence[Doc] = ()) -> list[dict[str, Any]]:
+    """Per provider and discipline: trajectories assigned, placed, closed, and what their
+    assignments commit at the contract's tariff (None where no contract names one)."""
+    tariffs = {(c["provider"], c["programme"], c["discipline"]): c["tariff_eur"]
+               for c in _tender(tender, "contract")}
     rows: dict[tuple[str, str], Counter[str]] = {}
+    committed: dict[tuple[str, str], int | None] = {}
     for doc in docs:
         if not filters.admits(doc):
             continue
         for discipline, assignment in doc.get("assignments", {}).items():
             if filters.provider and assignment["provider"] != filters.provider:
                 continue
-            counts = rows.setdefault((assignment["provider"], discipline), Counter())
+            key = (assignment["provider"], discipline)
+            counts = rows.setdefault(key, Counter())
             counts["assigned"] += 1
             counts["placed"] += bool(doc.get("placement"))
             counts["closed"] += bool(doc.get("closed"))
             counts["coaching_retained"] += bool(doc.get("coaching", {}).get("completed", {}).get("employed_at_end"))
+            committed.setdefault(key, 0)
+        for day_discipline, provider in doc.get("commitments", {}).items():
+            key = (provider, day_discipline.split("|", 1)[1])
+            if key in rows and committed[key] is not None:
+                tariff = tariffs.get((provider, doc.get("programme"), key[1]))
+                committed[key] = None if tariff is None else committed[key] + tariff
     return [{"provider": p, "discipline": d, "assigned": c["assigned"], "placed": c["placed"],
-             "closed": c["closed"], "retained_after_12_months": c["coaching_retained"]}
+             "closed": c["closed"], "retained_after_12_months": c["coaching_retained"],
+             "committed_eur": committed[(p, d)]}
             for (p, d), c in sorted(rows.items())]
