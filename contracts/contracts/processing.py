@@ -55,6 +55,7 @@ class ProcessingLog:
         if self._postgres:
             import psycopg
 
+            self._url = database_url
             self._conn: Any = psycopg.connect(database_url, autocommit=True)
         elif database_url.startswith("sqlite:///"):
             store = Path(unquote(database_url.removeprefix("sqlite:///")))
@@ -78,6 +79,7 @@ class ProcessingLog:
             return
         p = "%s" if self._postgres else "?"
         with self._lock:
+            self._reopen_if_closed()
             self._conn.execute(f"INSERT INTO processing_log ({', '.join(COLUMNS)}) "
                                f"VALUES ({', '.join([p] * len(COLUMNS))})", tuple(row[c] for c in COLUMNS))
 
@@ -89,9 +91,18 @@ class ProcessingLog:
         p = "%s" if self._postgres else "?"
         query = f"SELECT {', '.join(COLUMNS)} FROM processing_log"
         with self._lock:
+            self._reopen_if_closed()
             cursor = (self._conn.execute(f"{query} WHERE trace_id = {p} ORDER BY started_at", (trace_id,))
                       if trace_id else self._conn.execute(f"{query} ORDER BY started_at"))
             return [dict(zip(COLUMNS, row, strict=True)) for row in cursor.fetchall()]
+
+    def _reopen_if_closed(self) -> None:
+        # After a PostgreSQL restart the old connection stays closed for good; without a
+        # new one every later record would be lost.
+        if self._postgres and self._conn.closed:
+            import psycopg
+
+            self._conn = psycopg.connect(self._url, autocommit=True, connect_timeout=10)
 
     def close(self) -> None:
         if self._memory is None:
