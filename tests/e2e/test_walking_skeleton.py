@@ -66,8 +66,14 @@ def running(request, bootstrap, tmp_path):
         yield process, urls, ports, output
     finally:
         if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+            # Ctrl-C first: the run stops the services it started in sessions of their own,
+            # which a SIGKILL of the run alone would leave running.
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
 
 
 def test_a_referral_reaches_every_service_and_ctrl_c_leaves_nothing_behind(running):
