@@ -271,6 +271,8 @@ async def test_provider_webhooks_in_signature_timestamp_replay_and_tenancy(world
     assert bad.status_code == 401 and bad.headers["content-type"] == "application/problem+json"
     stale = w.report("agens", trajectory_id, plan, timestamp=dt.datetime.now(dt.UTC) - dt.timedelta(hours=1))
     assert stale.status_code == 401
+    future = w.report("agens", trajectory_id, plan, timestamp=dt.datetime.now(dt.UTC) + dt.timedelta(hours=1))
+    assert future.status_code == 401
     other = w.report("dhg", trajectory_id, plan)
     assert other.status_code == 404
     assert w.app.recorder.max_notification_id() == recorded  # none of them stored anything

@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from contracts.access import Credentials, hash_token
-from contracts.webhooks import sign
+from contracts.webhooks import MAX_BODY_BYTES, sign
 from coaching.api import create_api
 from coaching.application import CoachingApplication
 from coaching.domain import plan_id
@@ -274,6 +274,11 @@ def test_webhooks_with_a_bad_signature_or_from_another_provider_are_refused(clie
     stale = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
     old, old_headers = signed(demo, "agens", check_in_body(), timestamp=stale)
     assert is_problem(client.post(url, content=old, headers=old_headers), 401)
+    future = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
+    ahead, ahead_headers = signed(demo, "agens", check_in_body(), timestamp=future)
+    assert is_problem(client.post(url, content=ahead, headers=ahead_headers), 401)
+    oversized, big_headers = signed(demo, "agens", check_in_body(note="x" * MAX_BODY_BYTES))
+    assert is_problem(client.post(url, content=oversized, headers=big_headers), 413)
     # DHG's own signature is fine, but the plan is Agens's coachee: as if it did not exist.
     dhg, dhg_headers = signed(demo, "dhg", check_in_body())
     assert is_problem(client.post(f"/providers/dhg/plans/{plans['agens']}/check-ins", content=dhg,

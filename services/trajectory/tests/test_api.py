@@ -88,6 +88,14 @@ def test_a_stale_timestamp_is_a_401(client, provider_secrets, trajectory):
     assert "too old" in is_problem(response, 401)["detail"]
 
 
+def test_a_timestamp_from_the_future_is_a_401_and_nothing_is_recorded(client, provider_secrets, trajectory, app):
+    future = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=10)
+    recorded = app.recorder.max_notification_id()
+    response = post_report(client, provider_secrets, "agens", trajectory, plan(), timestamp=future)
+    assert "too new" in is_problem(response, 401)["detail"]
+    assert app.recorder.max_notification_id() == recorded
+
+
 def test_a_report_signed_with_another_providers_secret_is_a_401(client, provider_secrets, trajectory):
     content, headers = signed(provider_secrets["dhg"], plan())
     response = client.post(f"/providers/agens/trajectories/{trajectory}/reports", content=content, headers=headers)
