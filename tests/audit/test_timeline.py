@@ -11,7 +11,7 @@ import uuid
 import pytest
 from fastapi.testclient import TestClient
 
-from contracts import kafka
+from contracts import kafka, tracing
 from contracts.access import Credentials
 from contracts.audit import store_timeline
 from contracts.envelope import envelope, source_urn, to_record
@@ -189,4 +189,30 @@ def test_every_audit_read_is_in_the_access_log(tmp_path):
                       headers={"Authorization": f"Bearer {tokens['alkmaar-staff']}"}).status_code == 403
     log = client.get("/audit/access-log", headers=auditor).json()["entries"]
     assert [(e["who"], e["trajectory_id"], e["action"]) for e in log] == [("esf-auditor", str(unknown), "as-of")]
+    store.close()
+
+
+def test_an_access_log_entry_carries_the_trace_of_the_read(tmp_path, database_url):
+    """The access log names the reader; the processing logs name no one: the trace id is
+    what links the two. An access log from before trace ids gains the column."""
+    url = database_url("reporting_access")
+    store = ReportingStore(url)
+    with store._transaction() as cur:  # an access log as it was before trace ids
+        cur.execute("CREATE TABLE access_log (at TEXT NOT NULL, who TEXT NOT NULL, "
+                    "trajectory_id TEXT NOT NULL, action TEXT NOT NULL)")
+        cur.execute(store._sql("INSERT INTO access_log VALUES (?, ?, ?, ?)"),
+                    ("2026-11-01T10:00:00+00:00", "esf-auditor", "earlier", "timeline"))
+    path, tokens = write_credentials(tmp_path / "config")
+    api = create_api(store, Credentials.from_file(path))
+    tracing.install(api, system="tweespoor-reporting")
+    client = TestClient(api)
+    auditor = {"Authorization": f"Bearer {tokens['esf-auditor']}"}
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    unknown = uuid.uuid4()
+    read = client.get(f"/audit/trajectories/{unknown}/as-of",
+                      headers=auditor | {"traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"})
+    assert read.status_code == 404
+    assert read.headers["traceparent"].split("-")[1] == trace_id  # the same trace answers
+    log = client.get("/audit/access-log", headers=auditor).json()["entries"]
+    assert [(e["trajectory_id"], e["trace_id"]) for e in log] == [("earlier", None), (str(unknown), trace_id)]
     store.close()

@@ -146,7 +146,9 @@ def install_audit_routes(api: FastAPI, store: ReportingStore, credentials: Crede
     errors = {**ERRORS, 404: {"description": "Reporting knows no such trajectory", **PROBLEM}}
 
     def known(trajectory_id: uuid.UUID, caller: Principal, action: str) -> dict[str, Any]:
-        store.log_access(caller.id, str(trajectory_id), action, dt.datetime.now(dt.UTC).isoformat())
+        span = tracing.current()
+        store.log_access(caller.id, str(trajectory_id), action, dt.datetime.now(dt.UTC).isoformat(),
+                         trace_id=span.trace_id if span else None)
         doc = store.document("trajectory", str(trajectory_id))
         if doc is None:
             raise Problem(404, "Trajectory not found")

@@ -285,26 +285,34 @@ class ReportingStore:
         with self._transaction() as cur:
             return self._load(cur, f"g{self._live(cur, lock=False)}", (kind, id_))
 
-    def log_access(self, who: str, trajectory_id: str, action: str, at: str) -> None:
+    def log_access(self, who: str, trajectory_id: str, action: str, at: str, trace_id: str | None = None) -> None:
         """The access log: who looked at which trajectory, auditors included. Kept apart
-        from the read models, so a rebuild never touches it."""
+        from the read models, so a rebuild never touches it; the trace id links an entry to
+        the services' processing logs of the same read (which name no one)."""
         with self._transaction() as cur:
-            cur.execute("CREATE TABLE IF NOT EXISTS access_log (at TEXT NOT NULL, who TEXT NOT NULL, "
-                        "trajectory_id TEXT NOT NULL, action TEXT NOT NULL)")
-            cur.execute(self._sql("INSERT INTO access_log (at, who, trajectory_id, action) VALUES (?, ?, ?, ?)"),
-                        (at, who, trajectory_id, action))
+            self._access_table(cur)
+            cur.execute(self._sql("INSERT INTO access_log (at, who, trajectory_id, action, trace_id) "
+                                  "VALUES (?, ?, ?, ?, ?)"), (at, who, trajectory_id, action, trace_id))
 
-    def access_log(self, trajectory_id: str | None = None) -> list[dict[str, str]]:
+    def access_log(self, trajectory_id: str | None = None) -> list[dict[str, str | None]]:
+        columns = ("at", "who", "trajectory_id", "action", "trace_id")
         with self._transaction() as cur:
-            cur.execute("CREATE TABLE IF NOT EXISTS access_log (at TEXT NOT NULL, who TEXT NOT NULL, "
-                        "trajectory_id TEXT NOT NULL, action TEXT NOT NULL)")
+            self._access_table(cur)
             if trajectory_id:
-                cur.execute(self._sql("SELECT at, who, trajectory_id, action FROM access_log "
+                cur.execute(self._sql(f"SELECT {', '.join(columns)} FROM access_log "
                                       "WHERE trajectory_id = ? ORDER BY at"), (trajectory_id,))
             else:
-                cur.execute("SELECT at, who, trajectory_id, action FROM access_log ORDER BY at")
-            return [dict(zip(("at", "who", "trajectory_id", "action"), row, strict=True))
-                    for row in cur.fetchall()]
+                cur.execute(f"SELECT {', '.join(columns)} FROM access_log ORDER BY at")
+            return [dict(zip(columns, row, strict=True)) for row in cur.fetchall()]
+
+    def _access_table(self, cur: Any) -> None:
+        cur.execute("CREATE TABLE IF NOT EXISTS access_log (at TEXT NOT NULL, who TEXT NOT NULL, "
+                    "trajectory_id TEXT NOT NULL, action TEXT NOT NULL, trace_id TEXT)")
+        # An access log from before trace ids keeps its entries and gains the column.
+        if self.postgres:
+            cur.execute("ALTER TABLE access_log ADD COLUMN IF NOT EXISTS trace_id TEXT")
+        elif "trace_id" not in {row[1] for row in cur.execute("PRAGMA table_info(access_log)").fetchall()}:
+            cur.execute("ALTER TABLE access_log ADD COLUMN trace_id TEXT")
 
     def live_generation(self) -> int:
         with self._transaction() as cur:
