@@ -2,11 +2,13 @@
 municipalities (drawn from a seed by `tests.e2e.year`) go through the four service
 processes and a Kafka broker of their own, as the real callers would send them:
 
-1. the municipalities' case systems post every referral to intake;
+1. the municipalities' case systems post every referral to intake, the first wave before
+   the places run out;
 2. trajectory assigns the entry discipline to the contracted providers until their places
-   are full, and puts the rest on waitlists; reporting must show exactly those waitlists;
+   are full, and puts the rest of the first wave on waitlists; reporting must show exactly
+   those waitlists;
 3. the regional staff give the contracts more places (an audited change); everyone waiting
-   gets a provider;
+   gets a provider, and so does the rest of the year's referrals;
 4. each provider reads its caseload and reports on its trajectories with signed webhooks:
    plans, WNK contracts, obstacles, placements, closings;
 5. the municipalities' job coaches record check-ins and lost jobs in the coaching year;
@@ -58,6 +60,8 @@ REFERRALS = int(os.environ.get("TWEESPOOR_YEAR_REFERRALS", "1000"))
 TIMEOUT = int(os.environ.get("TWEESPOOR_YEAR_TIMEOUT", "900"))  # a machine shared with others is slower
 SEED = int(os.environ.get("TWEESPOOR_YEAR_SEED", "2007"))
 PARALLEL = 16  # requests in flight at once
+FIRST_WAVE = 0.3  # the share of referrals that arrive before the contracts get more places
+WAIT = 120 + 0.1 * REFERRALS  # seconds for the services to catch up after each phase
 FIVE = sorted(MUNICIPALITY_WEIGHTS)
 # Trajectories count in the period of their referral date (a rejection in that of its
 # decision, which intake dates today): the year's figures are read for the whole broker,
@@ -198,7 +202,7 @@ class Caller:
                         content=raw, headers=headers, expect=202)
 
 
-async def until(what: str, check: Callable[[], Awaitable[Any]], timeout: float = 120.0) -> Any:
+async def until(what: str, check: Callable[[], Awaitable[Any]], timeout: float = WAIT) -> Any:
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
@@ -231,39 +235,45 @@ async def _drive(year: list[Referral], bsns: list[str], services: dict[str, Serv
     def note(text: str) -> None:
         print(f"  {time.monotonic() - started:5.0f} s: {text}", flush=True)
 
-    # 1. Every referral, by its municipality's case system.
+    # 1. The first wave of referrals, by each municipality's case system.
     async def refer(r: Referral) -> tuple[int, dict[str, Any]]:
         return r.index, await http.send("POST", f"{urls['intake']}/referrals", who=f"{r.municipality}-case-system",
-                                  json=r.body(bsns[r.index]), expect=201,
-                                  headers={"Idempotency-Key": f"year-{SEED}-{r.index}"})
+                                        json=r.body(bsns[r.index]), expect=201,
+                                        headers={"Idempotency-Key": f"year-{SEED}-{r.index}"})
 
-    answers = dict(await asyncio.gather(*(refer(r) for r in year)))
-    wrongly = [r.index for r in year if (answers[r.index]["status"] == "rejected") == r.eligible]
-    assert not wrongly, f"intake decided against the rules on {wrongly[:10]}"
-    trajectory_of = {r.index: answers[r.index]["trajectory_id"] for r in eligible}
-    note(f"{len(year)} referrals posted, {len(eligible)} eligible")
+    wave = year[:int(len(year) * FIRST_WAVE)]
+    answers = dict(await asyncio.gather(*(refer(r) for r in wave)))
+    note(f"first wave of {len(wave)} referrals posted")
 
     # 2. Every entry discipline decided: assigned while places last, the rest waitlisted.
+    in_wave = sum(r.eligible for r in wave)
+
     async def decided() -> dict[str, Any] | None:
         f = await figures()
         assigned = sum(row["assigned"] for row in f["providers"])
-        return f if assigned + f["waitlists"]["waitlisted"] == len(eligible) else None
+        return f if assigned + f["waitlists"]["waitlisted"] == in_wave else None
 
     first = await until("every entry discipline decided", decided)
-    predicted = waitlisted_at_first(year)
+    predicted = waitlisted_at_first(wave)
     shown = {(row["programme"], row["discipline"]): row["waitlisted"] for row in first["waitlists"]["by_discipline"]}
     assert shown == {k: v for k, v in predicted.items() if v}
     assert first["waitlists"]["waiting"] == sum(predicted.values()) == first["trajectories"]["waiting_for_a_provider"]
     note(f"waitlists as predicted: {sum(predicted.values())} waiting")
 
-    # 3. More places for every contract: whoever waits gets a provider, from the day they began to wait.
+    # 3. More places for every contract: whoever waits gets a provider, from the day they
+    # began to wait; then the rest of the year's referrals.
     contracts = await http.send("GET", f"{urls['trajectory']}/contracts", who="tender-admin")
     await asyncio.gather(*(http.send("POST", f"{urls['trajectory']}/contracts/{c['contract_id']}/places",
                                      who="tender-admin", json={"places": 10_000, "on": "2007-01-01",
                                                                "reason": "the busy year of the end-to-end test"})
                            for c in contracts))
-    await until("nobody waits any more", lambda: _no_one_waits(figures, len(eligible)))
-    note("more places: nobody waits")
+    answers |= dict(await asyncio.gather(*(refer(r) for r in year[len(wave):])))
+    wrongly = [r.index for r in year if (answers[r.index]["status"] == "rejected") == r.eligible]
+    assert not wrongly, f"intake decided against the rules on {wrongly[:10]}"
+    trajectory_of = {r.index: answers[r.index]["trajectory_id"] for r in eligible}
+    note(f"all {len(year)} referrals posted, {len(eligible)} eligible")
+    await until("nobody waits, everyone has a provider", lambda: _no_one_waits(figures, len(eligible)))
+    note("nobody waits")
 
     # 4. The providers report on their caseloads with signed webhooks.
     holder: dict[str, tuple[str, str]] = {}
@@ -332,7 +342,7 @@ async def _drive(year: list[Referral], bsns: list[str], services: dict[str, Serv
         return f if done else None
 
     try:
-        await until("reporting to have the whole year", settled, timeout=90)
+        await until("reporting to have the whole year", settled)
     finally:
         note(f"{http.retries} retries")
     await http.client.aclose()
