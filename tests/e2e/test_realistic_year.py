@@ -1,6 +1,7 @@
-"""A realistic year, end to end (issue 6): a few thousand referrals of the five
-municipalities (drawn from a seed by `tests.e2e.year`) go through the four service
-processes and a Kafka broker of their own, as the real callers would send them:
+"""A realistic year, end to end (issue 6): the referrals of the five municipalities
+(drawn from a seed by `tests.e2e.year`: 1000 by default, a few thousand with
+`TWEESPOOR_YEAR_REFERRALS`) go through the four service processes and a Kafka broker of
+their own, as the real callers would send them:
 
 1. the municipalities' case systems post every referral to intake, the first wave before
    the places run out;
