@@ -35,7 +35,6 @@ import subprocess
 import tempfile
 import time
 import tomllib
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
