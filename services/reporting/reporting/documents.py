@@ -25,13 +25,31 @@ LBU_EVENTS = (ev.JobOfferMade, ev.JobOfferAccepted, ev.JobOfferRefused, ev.Desti
 TENDER_EVENTS = (ev.BudgetSet, ev.ProgrammeVolumeSet, ev.ContractAwarded)
 
 
+# Per event class: the kind of its document, and whether it names a municipality. Asked
+# once per class: getattr of a field a pydantic model lacks takes its slow __getattr__.
+_KINDS: dict[type, str] = {}
+_MUNICIPAL: dict[type, bool] = {}
+
+
+def _kind(cls: type) -> str:
+    kind = _KINDS.get(cls)
+    if kind is None:
+        kind = _KINDS[cls] = (OFFER if issubclass(cls, LBU_EVENTS)
+                              else TENDER if issubclass(cls, TENDER_EVENTS) else TRAJECTORY)
+    return kind
+
+
+def _municipal(cls: type[ev.Event]) -> bool:
+    municipal = _MUNICIPAL.get(cls)
+    if municipal is None:
+        municipal = _MUNICIPAL[cls] = "municipality" in cls.model_fields
+    return municipal
+
+
 def key_of(event: ev.Event) -> tuple[str, str]:
     """Which document an event belongs to."""
-    if isinstance(event, LBU_EVENTS):
-        return OFFER, str(event.offer_id)
-    if isinstance(event, TENDER_EVENTS):
-        return TENDER, str(event.trajectory_id)
-    return TRAJECTORY, str(event.trajectory_id)
+    kind = _kind(type(event))
+    return kind, str(event.offer_id if kind == OFFER else event.trajectory_id)
 
 
 def new_document(kind: str, id_: str) -> Doc:
@@ -42,7 +60,7 @@ def project(doc: Doc, event: ev.Event, attributes: Attributes) -> Doc:
     """Folds one event into its document (in place) and returns it."""
     doc["events"] += 1
     doc["types"][attributes.type] = doc["types"].get(attributes.type, 0) + 1
-    municipality = getattr(event, "municipality", None)
+    municipality = event.municipality if _municipal(type(event)) else None
     if municipality:
         doc["municipality"] = municipality
     handler = HANDLERS.get(type(event))

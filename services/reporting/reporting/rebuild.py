@@ -91,6 +91,7 @@ async def rebuild(store: ReportingStore, bootstrap_servers: str, topics: Sequenc
     finally:
         if writing is not None:  # a thread cannot be cancelled: let it finish before the store closes
             await asyncio.gather(writing, return_exceptions=True)
+        store.forget_rebuild()  # swapped in or given up: its documents need not stay in memory
         await consumer.stop()
     seconds = time.monotonic() - started
     return {"generation": generation, "records": read, "applied": applied,

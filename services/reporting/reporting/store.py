@@ -30,15 +30,45 @@ CHUNK = 500  # rows per multi-row statement: far below SQLite's and PostgreSQL's
 # The canonical JSON of a document, as json.dumps(doc, sort_keys=True) writes it, without
 # building a new encoder for every document.
 _canonical = json.JSONEncoder(sort_keys=True).encode
+# Documents of the generation being rebuilt kept decoded between its batches: with 3,000
+# trajectories open at a time a few thousand are in use, and the least recently touched
+# (closed ones, mostly) go first. Some 5 KB each.
+CACHE = 20_000
+Key = tuple[str, str]
+
+
+class _Building:
+    """The documents of the generation a rebuild fills, as its last batch wrote them.
+
+    Only that generation is kept: nothing but the rebuild writes it, so no copy here can
+    be older than the stored one. Every batch still writes what it touched, in the
+    transaction of its positions, so this only saves reading and decoding them again."""
+
+    def __init__(self, generation: int, *, complete: bool, limit: int) -> None:
+        self.generation, self.limit = generation, limit
+        self.docs: dict[Key, Doc] = {}
+        # Whether every stored document of the generation is here (it was begun empty in
+        # this store and nothing was evicted since): then a miss is a new document.
+        self.complete = complete
+
+    def keep(self, docs: dict[Key, Doc]) -> None:
+        for key, doc in docs.items():  # to the end: the most recently touched
+            self.docs.pop(key, None)
+            self.docs[key] = doc
+        while len(self.docs) > self.limit:
+            del self.docs[next(iter(self.docs))]
+            self.complete = False
 
 
 class ReportingStore:
     """The inbox target of reporting: applies every event to the read models once."""
 
     group = "reporting"
+    cache_limit = CACHE  # documents of the rebuilding generation kept decoded
 
     def __init__(self, database_url: str) -> None:
         self._lock = threading.Lock()  # one connection, used from worker threads in turn
+        self._building: _Building | None = None
         if database_url.startswith("sqlite:///"):
             path = unquote(database_url.removeprefix("sqlite:///"))
             Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -154,18 +184,41 @@ class ReportingStore:
             self._create_generation(cur, generation)
             cur.execute(self._sql("INSERT INTO reporting_control (name, value) VALUES ('building', ?) "
                                   "ON CONFLICT (name) DO UPDATE SET value = excluded.value"), (generation,))
+            self._building = _Building(generation, complete=True, limit=self.cache_limit)
         return generation
+
+    def forget_rebuild(self) -> None:
+        """Drops the rebuilding generation's documents held in memory (the stored ones stay)."""
+        with self._lock:
+            self._building = None
 
     def apply_batch(self, generation: int, records: Sequence[Record]) -> int:
         """Applies records in order in one transaction; returns how many took effect."""
-        with self._transaction() as cur:
-            # One read of every position, not one per record: the batch is checked against
-            # the positions as they were before it, as each record's own SELECT did.
-            cur.execute(f"SELECT topic, partition, position FROM g{generation}_tracking")
-            positions = {(t, int(p)): int(o) for t, p, o in cur.fetchall()}
-            fresh = [r for r in records if positions.get((r[1], r[2]), -1) < r[3]]
-            outcomes = self._apply(cur, generation, fresh)
+        try:
+            with self._transaction() as cur:
+                building = self._building_for(cur, generation)
+                # One read of every position, not one per record: the batch is checked against
+                # the positions as they were before it, as each record's own SELECT did.
+                cur.execute(f"SELECT topic, partition, position FROM g{generation}_tracking")
+                positions = {(t, int(p)): int(o) for t, p, o in cur.fetchall()}
+                fresh = [r for r in records if positions.get((r[1], r[2]), -1) < r[3]]
+                outcomes = self._apply(cur, generation, fresh, building)
+        except BaseException:
+            # Rolled back, but the kept documents were folded in place: read them again.
+            self._building = None
+            raise
         return sum(o is Outcome.APPLIED for o in outcomes)
+
+    def _building_for(self, cur: Any, generation: int) -> _Building | None:
+        """The kept documents of `generation` if it is the one being rebuilt, else None:
+        a generation that went live (or was superseded) may be written by others."""
+        cur.execute("SELECT value FROM reporting_control WHERE name = 'building'")
+        row = cur.fetchone()
+        if row is None or int(row[0]) != generation:
+            self._building = None
+        elif self._building is None or self._building.generation != generation:
+            self._building = _Building(generation, complete=False, limit=self.cache_limit)
+        return self._building
 
     def lag(self, generation: int) -> dict[tuple[str, int], int]:
         """How far `generation` is behind the live one, per topic-partition (0 = level)."""
@@ -189,17 +242,25 @@ class ReportingStore:
             cur.execute("DELETE FROM reporting_control WHERE name = 'building'")
             for table in ("docs", "tracking", "seen"):
                 cur.execute(f"DROP TABLE IF EXISTS g{live}_{table}")
+            self._building = None  # live now: the live consumer writes it too
         return True
 
     # --- the projection, inside a transaction ------------------------------------------
 
-    def _apply(self, cur: Any, generation: int, records: Sequence[Record]) -> list[Outcome]:
+    def _apply(self, cur: Any, generation: int, records: Sequence[Record],
+               building: _Building | None = None) -> list[Outcome]:
         """Folds the records into their documents. A handful of statements per batch,
         however large: the receipts, the documents and the positions each in bulk."""
         g = f"g{generation}"
         new = self._receive(cur, g, [(r[0].attributes.source, r[0].attributes.id) for r in records])
         keys = [key_of(r[0].data) if first else None for r, first in zip(records, new, strict=True)]
-        docs = self._load_many(cur, g, {key for key in keys if key is not None})
+        wanted = {key for key in keys if key is not None}
+        if building is None:
+            docs = self._load_many(cur, g, wanted)
+        else:
+            docs = {key: building.docs[key] for key in wanted if key in building.docs}
+            if not building.complete:
+                docs.update(self._load_many(cur, g, wanted - docs.keys()))
         outcomes: list[Outcome] = []
         positions: dict[tuple[str, int], int] = {}
         for (cloud_event, topic, partition, offset), key in zip(records, keys, strict=True):
@@ -221,6 +282,8 @@ class ReportingStore:
         cur.executemany(self._sql(f"INSERT INTO {g}_tracking (topic, partition, position) VALUES (?, ?, ?) "
                                   "ON CONFLICT (topic, partition) DO UPDATE SET position = excluded.position"),
                         [(topic, partition, offset) for (topic, partition), offset in positions.items()])
+        if building is not None:
+            building.keep(docs)
         return outcomes
 
     def _receive(self, cur: Any, g: str, events: Sequence[tuple[str, str]]) -> list[bool]:
