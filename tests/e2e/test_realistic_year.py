@@ -1,6 +1,6 @@
 """A realistic year, end to end (issue 6): the referrals of the five municipalities
-(drawn from a seed by `tests.e2e.year`: 1000 by default, a few thousand with
-`TWEESPOOR_YEAR_REFERRALS`) go through the four service processes and a Kafka broker of
+(drawn from a seed by `tests.e2e.year`: 2400 by default, some 2100 trajectories; another
+size with `TWEESPOOR_YEAR_REFERRALS`) go through the four service processes and a Kafka broker of
 their own, as the real callers would send them:
 
 1. the municipalities' case systems post every referral to intake, the first wave before
@@ -55,9 +55,9 @@ pytestmark = [pytest.mark.kafka]
 
 SERVICES = ("intake", "trajectory", "coaching", "reporting")
 # The services spend about 0.2 CPU-seconds per referral between them (measured), so the
-# default of 1000 referrals (some 900 trajectories, 3000 HTTP requests) takes a few
-# minutes on two cores; TWEESPOOR_YEAR_REFERRALS=3000 runs a year of 2700 trajectories.
-REFERRALS = int(os.environ.get("TWEESPOOR_YEAR_REFERRALS", "1000"))
+# default of 2400 referrals (some 2100 trajectories, 7000 HTTP requests) takes about six
+# minutes on two cores (measured at load 7); 1000 takes under three.
+REFERRALS = int(os.environ.get("TWEESPOOR_YEAR_REFERRALS", "2400"))
 TIMEOUT = int(os.environ.get("TWEESPOOR_YEAR_TIMEOUT", "900"))  # a machine shared with others is slower
 SEED = int(os.environ.get("TWEESPOOR_YEAR_SEED", "2007"))
 PARALLEL = 16  # requests in flight at once
