@@ -30,10 +30,10 @@ CHUNK = 500  # rows per multi-row statement: far below SQLite's and PostgreSQL's
 # The canonical JSON of a document, as json.dumps(doc, sort_keys=True) writes it, without
 # building a new encoder for every document.
 _canonical = json.JSONEncoder(sort_keys=True).encode
-# Documents of the generation being rebuilt kept decoded between its batches: with 3,000
-# trajectories open at a time a few thousand are in use, and the least recently touched
-# (closed ones, mostly) go first. Some 5 KB each.
-CACHE = 20_000
+# Documents of the generation being rebuilt kept decoded between its batches, some 10 KB
+# each: with 3,000 trajectories open at a time (bench/) fewer than 5,000 are in use at
+# once, and the least recently touched (closed ones, mostly) go first.
+CACHE = 10_000
 Key = tuple[str, str]
 
 
@@ -47,17 +47,23 @@ class _Building:
     def __init__(self, generation: int, *, complete: bool, limit: int) -> None:
         self.generation, self.limit = generation, limit
         self.docs: dict[Key, Doc] = {}
-        # Whether every stored document of the generation is here (it was begun empty in
-        # this store and nothing was evicted since): then a miss is a new document.
+        # Whether this store began the generation empty: then a document neither here nor
+        # evicted is a new one, and only the evicted are read back.
         self.complete = complete
+        self.evicted: set[Key] = set()
+
+    def stored(self, keys: set[Key]) -> set[Key]:
+        """Which of `keys`, not kept here, may be in the store."""
+        return keys & self.evicted if self.complete else keys
 
     def keep(self, docs: dict[Key, Doc]) -> None:
         for key, doc in docs.items():  # to the end: the most recently touched
             self.docs.pop(key, None)
             self.docs[key] = doc
         while len(self.docs) > self.limit:
-            del self.docs[next(iter(self.docs))]
-            self.complete = False
+            oldest = next(iter(self.docs))
+            del self.docs[oldest]
+            self.evicted.add(oldest)
 
 
 class ReportingStore:
@@ -259,8 +265,7 @@ class ReportingStore:
             docs = self._load_many(cur, g, wanted)
         else:
             docs = {key: building.docs[key] for key in wanted if key in building.docs}
-            if not building.complete:
-                docs.update(self._load_many(cur, g, wanted - docs.keys()))
+            docs.update(self._load_many(cur, g, building.stored(wanted - docs.keys())))
         outcomes: list[Outcome] = []
         positions: dict[tuple[str, int], int] = {}
         for (cloud_event, topic, partition, offset), key in zip(records, keys, strict=True):
