@@ -47,9 +47,10 @@ from contracts.webhooks import sign
 from infra.demo import write_credentials
 from infra.kafka import LocalKafka, free_port
 from tests.e2e.year import (
-    FIRST_DAY, LAST_DAY, MUNICIPALITY_WEIGHTS, Referral, expected_figures, made_up_bsns, plan_year,
+    FIRST_DAY, LAST_DAY, MUNICIPALITY_WEIGHTS, Referral, expected_figures, plan_year,
     waitlisted_at_first,
 )
+from tests.support.people import made_up_bsns
 
 pytestmark = [pytest.mark.kafka]
 

@@ -124,17 +124,6 @@ def tender() -> dict[str, Any]:
     return tomllib.loads(TENDER_FILE.read_text("utf-8"))
 
 
-def made_up_bsns(count: int, rng: random.Random) -> list[str]:
-    """Distinct made-up nine-digit numbers that pass the 11-test."""
-    found: dict[str, None] = {}
-    while len(found) < count:
-        digits = [rng.randrange(1, 10)] + [rng.randrange(10) for _ in range(7)]
-        last = sum(d * w for d, w in zip(digits, range(9, 1, -1), strict=True)) % 11
-        if last < 10:
-            found["".join(map(str, digits)) + str(last)] = None
-    return list(found)
-
-
 def plan_year(count: int, seed: int) -> list[Referral]:
     """`count` referrals over the year, with what happens to each eligible one."""
     rng = random.Random(seed)

@@ -30,6 +30,7 @@ import psycopg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from contracts.municipalities import MUNICIPALITIES
+from tests.support.people import made_up_bsns
 
 NAME = "Chaos Deelnemer"  # the privacy scan looks for this in every topic and log file
 
@@ -52,17 +53,6 @@ FOCUS2MOVE = {"alkmaar"}
 
 
 # -- made-up people ------------------------------------------------------------------------
-
-
-def made_up_bsns(count: int, rng: random.Random) -> list[str]:
-    """Distinct made-up nine-digit numbers that pass the 11-test."""
-    found: dict[str, None] = {}
-    while len(found) < count:
-        digits = [rng.randrange(1, 10)] + [rng.randrange(10) for _ in range(7)]
-        last = sum(d * w for d, w in zip(digits, range(9, 1, -1), strict=True)) % 11
-        if last < 10:
-            found["".join(map(str, digits)) + str(last)] = None
-    return list(found)
 
 
 @dataclass(frozen=True)
