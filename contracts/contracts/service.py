@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,9 @@ from urllib.parse import unquote, urlsplit
 
 from eventsourcing.application import ProcessingEvent
 from eventsourcing.domain import Aggregate, event
-from eventsourcing.persistence import IntegrityError, JSONTranscoder, Mapper, Tracking, Transcoding
+from eventsourcing.persistence import (
+    IntegrityError, JSONTranscoder, Mapper, PersistenceError, Tracking, Transcoding,
+)
 from eventsourcing.projection import EventSourcedProjection
 
 from contracts.actors import StampedMapper
@@ -34,6 +37,7 @@ class ServiceMapper(ChainedMapper, StampedMapper):
 RECEIPT_NAMESPACE = uuid.UUID("0b6f9a53-2a8e-4d5e-8d1c-3f0e6c1d2b44")
 # Times an event is decided again after a version conflict before the inbox retries it.
 CONFLICT_ATTEMPTS = 5
+STARTUP_ATTEMPTS = 5  # tries to create the store's tables beside another starting process
 
 
 def store_env(database_url: str) -> dict[str, str]:
@@ -117,6 +121,18 @@ class ServiceApplication(EventSourcedProjection[uuid.UUID]):
         mapper = self.factory.mapper(transcoder=self.construct_transcoder(), mapper_class=ServiceMapper)
         mapper.default_actor = f"service:tweespoor-{type(self).group}"
         return mapper
+
+    def construct_recorder(self) -> Any:
+        # Two processes starting at once on one PostgreSQL database race to create the same
+        # tables and functions ("tuple concurrently updated"); the loser tries again.
+        for attempt in range(STARTUP_ATTEMPTS):
+            try:
+                return super().construct_recorder()
+            except PersistenceError:
+                if attempt == STARTUP_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
+        raise AssertionError("unreachable")
 
     def construct_event_store(self) -> Any:
         self.mapper.attach(self.recorder)
