@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from contracts.topics import TOPICS, Topic
@@ -36,6 +37,21 @@ def consumer(bootstrap_servers: str, group: str) -> AIOKafkaConsumer:
         isolation_level="read_committed",
         max_poll_records=500,
     )
+
+
+async def read_from_start(consumer: AIOKafkaConsumer, topics: Sequence[str]) -> dict[TopicPartition, int]:
+    """Assigns every partition of `topics` (no group), from offset 0; returns where each
+    ends now, so a reader knows when it has read everything that was there."""
+    partitions = []
+    for topic in topics:
+        found = consumer.partitions_for_topic(topic)
+        if not found:  # a topic created a moment ago: the client's metadata is behind
+            await consumer._client.force_metadata_update()
+            found = consumer.partitions_for_topic(topic) or set()
+        partitions += [TopicPartition(topic, p) for p in sorted(found)]
+    consumer.assign(partitions)
+    await consumer.seek_to_beginning(*partitions)
+    return await consumer.end_offsets(partitions)
 
 
 async def ensure_topics(bootstrap_servers: str, topics: tuple[Topic, ...] = TOPICS) -> list[str]:

@@ -6,9 +6,9 @@ import asyncio
 import uuid
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 
-from contracts.kafka import ensure_topics
+from contracts.kafka import ensure_topics, read_from_start
 from contracts.topics import Topic, dead_letter_topic
 
 
@@ -18,11 +18,8 @@ async def read_all(bootstrap: str, topic: str, timeout: float = 10.0) -> list[An
                                 isolation_level="read_committed")
     await consumer.start()
     try:
-        partitions = [TopicPartition(topic, p)
-                      for p in (consumer.partitions_for_topic(topic) or await _partitions(consumer, topic))]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
+        ends = await read_from_start(consumer, [topic])
+        partitions = list(ends)
         records: list[Any] = []
         deadline = asyncio.get_running_loop().time() + timeout
         while any([await consumer.position(tp) < ends[tp] for tp in partitions]):
@@ -33,11 +30,6 @@ async def read_all(bootstrap: str, topic: str, timeout: float = 10.0) -> list[An
         return sorted(records, key=lambda r: (r.partition, r.offset))
     finally:
         await consumer.stop()
-
-
-async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
-    await consumer._client.force_metadata_update()  # a topic created a moment ago
-    return consumer.partitions_for_topic(topic) or set()
 
 
 async def fresh_topics(bootstrap: str, *roles: str, groups: tuple[str, ...] = ()) -> dict[str, str]:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from contracts.envelope import PoisonRecord, from_record
+from contracts.kafka import read_from_start
 from reporting.store import Record, ReportingStore
 
 # Records per store transaction. Larger batches write each touched document once for more
@@ -62,16 +63,7 @@ async def rebuild(store: ReportingStore, bootstrap_servers: str, topics: Sequenc
     started, applied, read = time.monotonic(), 0, 0
     writing: asyncio.Future[int] | None = None  # the batch the store is applying
     try:
-        partitions = []
-        for topic in topics:
-            found = consumer.partitions_for_topic(topic)
-            if not found:
-                await consumer._client.force_metadata_update()
-                found = consumer.partitions_for_topic(topic) or set()
-            partitions += [TopicPartition(topic, p) for p in sorted(found)]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
+        ends = await read_from_start(consumer, topics)
         bar = progress(sum(ends.values()))
         while True:
             records, fetched = await _next_batch(consumer)
