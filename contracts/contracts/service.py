@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import random
 import time
 import uuid
 from pathlib import Path
@@ -37,7 +38,7 @@ class ServiceMapper(ChainedMapper, StampedMapper):
 RECEIPT_NAMESPACE = uuid.UUID("0b6f9a53-2a8e-4d5e-8d1c-3f0e6c1d2b44")
 # Times an event is decided again after a version conflict before the inbox retries it.
 CONFLICT_ATTEMPTS = 5
-STARTUP_ATTEMPTS = 5  # tries to create the store's tables beside another starting process
+STARTUP_ATTEMPTS = 10  # tries to create the store's tables beside another starting process
 
 
 def store_env(database_url: str) -> dict[str, str]:
@@ -131,7 +132,7 @@ class ServiceApplication(EventSourcedProjection[uuid.UUID]):
             except PersistenceError:
                 if attempt == STARTUP_ATTEMPTS - 1:
                     raise
-                time.sleep(0.2 * (attempt + 1))
+                time.sleep(random.uniform(0.05, 0.3) * (attempt + 1))  # apart, not in step again
         raise AssertionError("unreachable")
 
     def construct_event_store(self) -> Any:
