@@ -30,12 +30,11 @@ async def load(bootstrap: str, n: int) -> tuple[list[str], int, float]:
     names = kafka_io.run_topics("intake", "trajectory", "coaching")
     by_real_topic = {workload.SERVICE_TOPICS[service]: topic for service, topic in names.items()}
     await kafka_io.create_topics(bootstrap, names.values())
-    stats: Counter[str] = Counter()
-    records = ((by_real_topic[topic], key, value, headers)
-               for topic, key, value, headers in workload.records(n, stats=stats))
-    sent, seconds = await kafka_io.produce(bootstrap, records)
+    from bench import loader  # generates in a second process while this one produces
+
+    sent, republished, seconds = await loader.load(bootstrap, by_real_topic, n)
     assert sent == n
-    return list(names.values()), stats["republished"], seconds
+    return list(names.values()), republished, seconds
 
 
 def _decode(record) -> None:
