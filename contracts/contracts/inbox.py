@@ -14,7 +14,9 @@ written to the service's processing log (`contracts.processing`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
 import uuid
 from collections.abc import Sequence
 from typing import Any, Protocol
@@ -61,13 +63,17 @@ class Inbox:
         retry_delays: Sequence[float] = (0.1, 0.5, 2.0),
         processing_log: ProcessingLog | None = None,
         system: str | None = None,
+        commit_seconds: float = 1.0,
     ) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.topics = tuple(topics)
         self.target = target
         self.group = target.group
+        # The event classes the target applies, when it says: any other is ignored here.
+        self.consumes: tuple[type, ...] | None = getattr(target, "consumes", None)
         self.producer = producer  # for dead letters
         self.retry_delays = tuple(retry_delays)
+        self.commit_seconds = commit_seconds  # at most this long between commits while busy
         self.assigned = asyncio.Event()  # set once the group gave this member partitions
         self.applied = 0
         self.processing_log = processing_log
@@ -75,7 +81,8 @@ class Inbox:
 
     async def run(self) -> None:
         consumer = kafka.consumer(self.bootstrap_servers, self.group)
-        consumer.subscribe(self.topics, listener=_SeekToStore(self, consumer))
+        offsets = _Offsets(consumer, self.commit_seconds)
+        consumer.subscribe(self.topics, listener=_SeekToStore(self, consumer, offsets))
         await consumer.start()
         try:
             while True:
@@ -83,8 +90,11 @@ class Inbox:
                 for tp, records in batches.items():
                     for record in records:
                         await self.handle(record)
-                    await _commit(consumer, {tp: records[-1].offset + 1})
+                    offsets.done(tp, records[-1].offset + 1)
+                await offsets.commit(when_due=bool(batches))  # all of it once nothing came
         finally:
+            with contextlib.suppress(Exception):  # best effort: the store's tracking holds
+                await asyncio.wait_for(offsets.commit(), 5)
             await consumer.stop()
 
     async def handle(self, record: Any) -> Outcome | None:
@@ -122,6 +132,8 @@ class Inbox:
         except PoisonRecord as poison:
             await self.dead_letter(record, poison.reason)
             return None
+        if self.consumes is not None and not isinstance(cloud_event.data, self.consumes):
+            return Outcome.IGNORED  # what the target would answer, without a trip to its store
         failures = 0
         while True:
             try:
@@ -167,16 +179,45 @@ class Inbox:
                                                   "offset": record.offset, "reason": reason[:200]})
 
 
+class _Offsets:
+    """What was processed and not yet committed to the group. Committing after every
+    batch cost a broker round trip per record at a trickle; the store's tracking says what
+    was applied, so a late commit (or one a crash loses) only means records read again
+    and recognised by their offset, or ignored again."""
+
+    def __init__(self, consumer: AIOKafkaConsumer, every: float) -> None:
+        self.consumer = consumer
+        self.every = every
+        self.pending: dict[TopicPartition, int] = {}
+        self.last = time.monotonic()
+
+    def done(self, tp: TopicPartition, next_offset: int) -> None:
+        self.pending[tp] = next_offset
+
+    async def commit(self, partitions: Any = None, *, when_due: bool = False) -> None:
+        """Commits the pending offsets (of `partitions` only, if given); with `when_due`,
+        only once `every` seconds passed since the last commit."""
+        if when_due and time.monotonic() - self.last < self.every:
+            return
+        wanted = self.pending if partitions is None else set(partitions)
+        offsets = {tp: self.pending.pop(tp) for tp in list(self.pending) if tp in wanted}
+        if offsets:
+            self.last = time.monotonic()
+            await _commit(self.consumer, offsets)
+
+
 class _SeekToStore(ConsumerRebalanceListener):
     """On assignment, resume after the store's tracking when it is ahead of the group's
-    committed offset (a crash after the store commit and before the Kafka commit)."""
+    committed offset (a crash after the store commit and before the Kafka commit). On
+    revocation, commit what was processed of the partitions going, while they are ours."""
 
-    def __init__(self, inbox: Inbox, consumer: AIOKafkaConsumer) -> None:
+    def __init__(self, inbox: Inbox, consumer: AIOKafkaConsumer, offsets: _Offsets) -> None:
         self.inbox = inbox
         self.consumer = consumer
+        self.offsets = offsets
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
-        return None
+        await self.offsets.commit(revoked)
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
         for tp in assigned:

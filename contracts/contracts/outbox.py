@@ -23,6 +23,7 @@ from contracts.actors import stamp_of
 from contracts.audit import AuditIndex
 from contracts.envelope import envelope, source_urn, to_record
 from contracts.events import Event
+from contracts.wakeup import Waiter, Wakeup
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,11 @@ Translate = Callable[[Any], Sequence[tuple[str, Event]]]
 POSITION = "outbox"  # the tracking name under which a relay records its position
 
 Record = tuple[bytes, bytes, list[tuple[str, bytes]]]
+
+# How long an idle relay waits before looking again: without a wake-up call only this
+# finds new events; with one, only what another process recorded in the same store.
+POLL_SECONDS = 0.05
+WOKEN_POLL_SECONDS = 1.0
 
 
 class OutboxRelay:
@@ -47,9 +53,10 @@ class OutboxRelay:
         topic: str,
         system: str,
         batch_size: int = 500,
-        idle_seconds: float = 0.05,
+        idle_seconds: float | None = None,
         after_publish: Callable[[int], Awaitable[None]] | None = None,
         audit_index: AuditIndex | None = None,
+        wakeup: Wakeup | None = None,
     ) -> None:
         self.app = app
         self.translate = translate
@@ -57,6 +64,10 @@ class OutboxRelay:
         self.topic = topic
         self.system = system
         self.batch_size = batch_size
+        # Rung when this process recorded new events (by default the application's own).
+        self.wakeup = wakeup if wakeup is not None else getattr(app, "recorded", None)
+        if idle_seconds is None:
+            idle_seconds = POLL_SECONDS if self.wakeup is None else WOKEN_POLL_SECONDS
         self.idle_seconds = idle_seconds
         # A seam for the crash tests: runs after Kafka acknowledged, before the position
         # is recorded — the one moment a crash makes the relay publish twice.
@@ -67,16 +78,28 @@ class OutboxRelay:
         return self.app.recorder.max_tracking_id(POSITION) or 0
 
     async def run(self) -> None:
-        """Relays until cancelled; waits a little only when there was nothing to do."""
-        while True:
-            try:
-                if await self.relay_once() == 0:
-                    await asyncio.sleep(self.idle_seconds)
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # store or broker away: try again, nothing is lost
-                log.exception("outbox_relay_failed", extra={"topic": self.topic})
-                await asyncio.sleep(1.0)
+        """Relays until cancelled; when there was nothing to do, waits until this process
+        records something or `idle_seconds` pass."""
+        waiter = self.wakeup.waiter() if self.wakeup is not None else None
+        try:
+            while True:
+                try:
+                    if await self.relay_once() < self.batch_size:  # caught up
+                        await self._idle(waiter)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # store or broker away: try again, nothing is lost
+                    log.exception("outbox_relay_failed", extra={"topic": self.topic})
+                    await asyncio.sleep(1.0)
+        finally:
+            if waiter is not None:
+                waiter.close()
+
+    async def _idle(self, waiter: Waiter | None) -> None:
+        if waiter is None:
+            await asyncio.sleep(self.idle_seconds)
+        else:
+            await waiter.wait(self.idle_seconds)
 
     async def relay_once(self) -> int:
         """Publishes the next batch; returns how many stored events it covered."""
