@@ -14,7 +14,9 @@ from fastapi.testclient import TestClient
 
 from contracts.problems import MEDIA_TYPE
 from services.trajectory.tests.conftest import auth, new_app, post_report, refer
+from contracts.service import store_env
 from trajectory.api import create_api
+from trajectory.application import TrajectoryApplication
 from trajectory.subscriptions import Backoff
 
 ASSIGNED = "nl.reintegratie.trajectory.provider-assigned.v1"
@@ -170,3 +172,42 @@ def _uuid(value):
 def _no_network(monkeypatch):
     """Nothing here sends: the sender is tested against a real receiver elsewhere."""
     monkeypatch.setattr(httpx.AsyncClient, "post", None)
+
+
+def test_an_event_no_one_subscribed_to_costs_no_rebuild_and_a_subscriber_still_hears(app, client, tokens, monkeypatch):
+    rebuilt = []
+    recipients = app._recipients
+    monkeypatch.setattr(app, "_recipients", lambda e: rebuilt.append(e.originator_id) or recipients(e))
+    unheard = refer(app)
+    assert app.dispatch() > 0 and rebuilt == []  # no subscription at all
+    closings = subscribe(client, tokens, "agens", types=(CLOSED,))
+    refer(app)
+    assert app.dispatch() > 0 and rebuilt == []  # subscribed, but not to these types
+    assignments = subscribe(client, tokens, "agens", types=(ASSIGNED,))
+    heard = refer(app)
+    app.dispatch()
+    assert set(rebuilt) == {heard}
+    [delivery] = app.deliveries(_uuid(assignments["subscription_id"]), "agens")
+    assert (delivery["trajectory_id"], delivery["event_type"]) == (str(heard), ASSIGNED)
+    assert app.deliveries(_uuid(closings["subscription_id"]), "agens") == []
+    assert str(unheard) not in {d["trajectory_id"] for d in app.deliveries(_uuid(assignments["subscription_id"]), "agens")}
+    app.dispatch()  # the deliveries it recorded itself
+    assert app.dispatch() == 0  # every event passed over is behind the dispatcher's position
+
+
+def test_a_subscription_recorded_by_another_process_is_seen_by_the_dispatcher(tmp_path, clock, credentials):
+    url = f"sqlite:///{tmp_path}/trajectory.db"
+    dispatcher = TrajectoryApplication(store_env(url), clock=clock)
+    other = TrajectoryApplication(store_env(url), clock=clock)
+    try:
+        client, tokens = TestClient(create_api(other, credentials[0])), credentials[1]
+        refer(dispatcher)
+        dispatcher.dispatch()  # the index is now caught up past the log's start
+        subscription = subscribe(client, tokens, "agens", types=(ASSIGNED,))
+        heard = refer(dispatcher)
+        dispatcher.dispatch()
+        [delivery] = dispatcher.deliveries(_uuid(subscription["subscription_id"]), "agens")
+        assert delivery["trajectory_id"] == str(heard)
+    finally:
+        dispatcher.close()
+        other.close()

@@ -36,7 +36,7 @@ from trajectory.contracting import DisciplineCapacity
 from trajectory.desk import AssignmentDesk
 from trajectory.domain import InvalidFact, Trajectory, TrajectoryConflict, UnknownObstacle
 from trajectory.integration import integration_events
-from trajectory.notifying import DeliveryIndex, Notifications
+from trajectory.notifying import DeliveryIndex, Notifications, SubscriptionIndex
 from trajectory.subscriptions import Backoff
 from trajectory.tender import TenderData, load
 from trajectory.tendering import TenderUseCases
@@ -92,6 +92,7 @@ class TrajectoryApplication(TenderUseCases, AssignmentDesk, Notifications, Servi
         self.writes = threading.RLock()
         self.secrets = secrets or secret_store_for(self.recorder)
         self.delivery_index = DeliveryIndex()
+        self.subscription_index = SubscriptionIndex()
         self.seed(tender or load())
 
     def today(self) -> dt.date:

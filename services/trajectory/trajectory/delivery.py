@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import httpx
 
 from contracts.webhooks import sign
-from trajectory.notifying import DeliveryJob
+from trajectory.notifying import DISPATCH_BATCH, DeliveryJob
 
 if TYPE_CHECKING:
     from trajectory.application import TrajectoryApplication
@@ -30,32 +30,37 @@ class WebhookSender:
     """Delivers due notifications, at least once, with backoff (see `subscriptions.Backoff`)."""
 
     def __init__(self, app: TrajectoryApplication, *, timeout: float = 10.0, interval: float = 0.5,
-                 batch: int = 20) -> None:
+                 batch: int = 20, settle: float = 0.25) -> None:
         self.app = app
         self.timeout = timeout
-        self.interval = interval
+        self.interval = interval  # how often due retries and other processes' events are looked for
         self.batch = batch
+        self.settle = settle  # after a commit woke it: at load, a few rounds a second, not one per commit
+        self.caught_up = True  # whether the last round left nothing for the next
 
     async def run(self) -> None:
-        """Runs until cancelled; a store that is away is waited for, not given up on."""
+        """Runs until cancelled; a store that is away is waited for, not given up on. What
+        this process records is dispatched at once, the rest within `interval`."""
         async with httpx.AsyncClient(timeout=self.timeout, follow_redirects=False) as client:
-            while True:
-                try:
-                    busy = await self.run_once(client)
-                except asyncio.CancelledError:
-                    raise
-                except Exception as error:
-                    log.warning("webhook_sender_failed", extra={"error": type(error).__name__})
-                    busy = 0
-                    await asyncio.sleep(1.0)
-                if not busy:
-                    await asyncio.sleep(self.interval)
+            with self.app.recorded.waiter() as recorded:
+                while True:
+                    try:
+                        await self.run_once(client)
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception as error:
+                        log.warning("webhook_sender_failed", extra={"error": type(error).__name__})
+                        self.caught_up = True
+                        await asyncio.sleep(1.0)
+                    if self.caught_up:
+                        await recorded.wait(self.interval, settle=self.settle)
 
     async def run_once(self, client: httpx.AsyncClient) -> int:
         """One round: schedule what is new, send what is due; returns how much it did."""
         scheduled = await asyncio.to_thread(self.app.dispatch)
         jobs = await asyncio.to_thread(self.app.due_deliveries, self.app.clock(), self.batch)
         await asyncio.gather(*(self.send(client, job) for job in jobs))
+        self.caught_up = scheduled < DISPATCH_BATCH and len(jobs) < self.batch
         return scheduled + len(jobs)
 
     async def send(self, client: httpx.AsyncClient, job: DeliveryJob) -> str:

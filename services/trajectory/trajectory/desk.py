@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DESK = "desk"  # the tracking name of the desk's position in the log
+BATCH = 200  # facts read per round; a round that read fewer has caught up
 
 
 class _Loaded:
@@ -61,7 +62,7 @@ class _Loaded:
 class AssignmentDesk:
     """Decides who takes on which discipline of which trajectory, in log order."""
 
-    def run_desk(self: TrajectoryApplication, limit: int = 200) -> int:
+    def run_desk(self: TrajectoryApplication, limit: int = BATCH) -> int:
         """Decides on the facts recorded since its position; returns how many it read."""
         position = self.recorder.max_tracking_id(DESK) or 0
         notifications = self.recorder.select_notifications(position, limit, inclusive_of_start=False)

@@ -13,7 +13,9 @@ Environment, beyond the shared settings (`contracts.runtime.Settings`) and
     TRAJECTORY_WEBHOOK_FIRST_DELAY     seconds after the first failure, doubling (30)
     TRAJECTORY_WEBHOOK_MAX_DELAY       the longest wait between tries, seconds (3600)
     TRAJECTORY_WEBHOOK_TIMEOUT         seconds a receiver has to answer (10)
-    TRAJECTORY_DESK_SECONDS            how often the assignment desk looks for work (0.2)
+    TRAJECTORY_DESK_SECONDS            how often the assignment desk looks for work when
+                                       this process recorded nothing new (1.0; what it
+                                       records wakes the desk at once)
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from contracts.access import Credentials
 from contracts.runtime import Service, Settings, serve
 from contracts.service import store_env
 from contracts.topics import COACHING_EVENTS, INTAKE_EVENTS, TRAJECTORY_EVENTS
-from trajectory import tender
+from trajectory import desk, tender
 from trajectory.api import create_api
 from trajectory.application import TrajectoryApplication, TrajectoryConfig
 from trajectory.delivery import WebhookSender
@@ -34,6 +36,10 @@ from trajectory.integration import published_events
 from trajectory.subscriptions import Backoff
 
 log = logging.getLogger(__name__)
+
+# After a commit wakes the desk, it waits this much for more before it looks, so that at
+# load it looks a few times a second, not once per commit.
+DESK_SETTLE_SECONDS = 0.1
 
 
 def config_from_env(settings: Settings, env: dict[str, str]) -> TrajectoryConfig:
@@ -54,19 +60,21 @@ def build(settings: Settings, env: dict[str, str] | None = None) -> Service:
                                 tender=tender.load(env.get("TRAJECTORY_TENDER_FILE") or None),
                                 config=config_from_env(settings, env))
     sender = WebhookSender(app, timeout=float(env.get("TRAJECTORY_WEBHOOK_TIMEOUT", "10")))
-    interval = float(env.get("TRAJECTORY_DESK_SECONDS", "0.2"))
+    interval = float(env.get("TRAJECTORY_DESK_SECONDS", "1.0"))
 
     async def assignment_desk() -> None:
-        """Assigns providers to what was recorded since its last round."""
-        while True:
-            try:
-                busy = await asyncio.to_thread(app.run_desk)
-            except Exception as error:  # the store away: wait for it, never stop the service
-                log.warning("assignment_desk_failed", extra={"error": type(error).__name__})
-                busy = 0
-                await asyncio.sleep(1.0)
-            if not busy:
-                await asyncio.sleep(interval)
+        """Assigns providers to what was recorded since its last round: at once when this
+        process recorded it, within `interval` when another process on the store did."""
+        with app.recorded.waiter() as recorded:
+            while True:
+                try:
+                    busy = await asyncio.to_thread(app.run_desk)
+                except Exception as error:  # the store away: wait for it, never stop the service
+                    log.warning("assignment_desk_failed", extra={"error": type(error).__name__})
+                    busy = 0
+                    await asyncio.sleep(1.0)
+                if busy < desk.BATCH:  # caught up: wait for news, a burst of it at once
+                    await recorded.wait(interval, settle=DESK_SETTLE_SECONDS)
 
     async def webhook_deliveries() -> None:
         """Schedules and sends notifications to providers' subscriptions."""

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DISPATCH = "webhooks"  # the tracking name of the dispatcher's position in the log
+DISPATCH_BATCH = 200  # events read per round; a round that read fewer has caught up
 EVENT_TYPES = tuple(sorted(t for t in Event.catalogue if ".trajectory." in t))
 MIN_SECRET_BYTES = 24
 
@@ -68,12 +69,7 @@ class DeliveryIndex:
         self._lock = threading.Lock()
 
     def catch_up(self, app: TrajectoryApplication) -> None:
-        with self._lock:
-            while page := app.recorder.select_notifications(self.position, 500, topics=self.TOPICS,
-                                                            inclusive_of_start=False):
-                for notification in page:
-                    self._apply(app.mapper.to_domain_event(notification))
-                self.position = page[-1].id
+        _catch_up(app, self, self.TOPICS, app.recorder.max_notification_id() or 0)
 
     def _apply(self, e: Any) -> None:
         delivery_id = e.originator_id
@@ -87,6 +83,47 @@ class DeliveryIndex:
                 self.due[delivery_id] = e.at
             case _:
                 self.due.pop(delivery_id, None)
+
+
+class SubscriptionIndex:
+    """Which event types each provider's active subscriptions want: a view of the
+    Subscription events in memory, caught up from the log before each dispatch (so a
+    restart rebuilds it, and another process's subscriptions show up in it). It lets the
+    dispatcher pass over an event no one is subscribed to without rebuilding its trajectory."""
+
+    TOPICS = [get_topic(cls) for cls in (Subscription.Created, Subscription.Cancelled)]
+
+    def __init__(self) -> None:
+        self.position = 0
+        self.active: dict[uuid.UUID, tuple[str, frozenset[str]]] = {}  # id -> provider, types
+        self._lock = threading.Lock()
+
+    def catch_up(self, app: TrajectoryApplication, until: int) -> None:
+        _catch_up(app, self, self.TOPICS, until)
+
+    def providers_wanting(self, event_types: set[str]) -> set[str]:
+        return {provider for provider, types in self.active.values() if types & event_types}
+
+    def _apply(self, e: Any) -> None:
+        match e:
+            case Subscription.Created():
+                self.active[e.originator_id] = (e.provider, frozenset(e.event_types))
+            case _:
+                self.active.pop(e.originator_id, None)
+
+
+def _catch_up(app: TrajectoryApplication, index: Any, topics: list[str], until: int) -> None:
+    """Applies an index's events up to notification `until`, one already in the log (the
+    store numbers notifications in commit order, so none before it can still appear).
+    The next search starts there, not at the index's last event of its own kinds, which
+    may lie far back (or at the log's start, when there is none yet)."""
+    with index._lock:
+        while index.position < until and (page := app.recorder.select_notifications(
+                index.position, 500, stop=until, topics=topics, inclusive_of_start=False)):
+            for notification in page:
+                index._apply(app.mapper.to_domain_event(notification))
+            index.position = page[-1].id
+        index.position = max(index.position, until)
 
 
 class Notifications:
@@ -206,10 +243,12 @@ class Notifications:
 
     # --- the dispatcher ------------------------------------------------------------------
 
-    def dispatch(self: TrajectoryApplication, limit: int = 200) -> int:
+    def dispatch(self: TrajectoryApplication, limit: int = DISPATCH_BATCH) -> int:
         """Schedules deliveries for the events recorded since its position."""
         position = self.recorder.max_tracking_id(DISPATCH) or 0
         notifications = self.recorder.select_notifications(position, limit, inclusive_of_start=False)
+        if notifications:  # every subscription recorded up to the last of these events
+            self.subscription_index.catch_up(self, notifications[-1].id)
         skipped = None
         for notification in notifications:
             deliveries = self._deliveries_for(notification, self.mapper.to_domain_event(notification))
@@ -235,7 +274,10 @@ class Notifications:
         translated = integration_events(e)
         if not translated:
             return []
-        subscriptions = [s for p in self._recipients(e) for s in self._active_subscriptions(p)]
+        wanting = self.subscription_index.providers_wanting({event.type for _, event in translated})
+        if not wanting:  # no one to notify: spare the trajectory's rebuild
+            return []
+        subscriptions = [s for p in self._recipients(e) if p in wanting for s in self._active_subscriptions(p)]
         deliveries = []
         for index, (municipality, event) in enumerate(translated):
             cloud_event = envelope(event, source=source_urn(municipality, SYSTEM),
