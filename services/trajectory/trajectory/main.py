@@ -38,8 +38,8 @@ from trajectory.subscriptions import Backoff
 log = logging.getLogger(__name__)
 
 # After a commit wakes the desk, it waits this much for more before it looks, so that at
-# load it looks a few times a second, not once per commit.
-DESK_SETTLE_SECONDS = 0.1
+# load it looks five times a second (as when it polled), not once per commit.
+DESK_SETTLE_SECONDS = 0.2
 
 
 def config_from_env(settings: Settings, env: dict[str, str]) -> TrajectoryConfig:
