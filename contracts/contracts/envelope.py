@@ -8,7 +8,6 @@ pseudonymous trajectory id, never anything personal.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import uuid
 from dataclasses import dataclass
 from typing import Literal
@@ -132,7 +131,8 @@ def from_record(key: bytes | None, value: bytes | None, headers: Headers) -> Clo
     if value is None:
         raise PoisonRecord("record has no value")
     try:
-        data = model.model_validate(json.loads(value))
+        # Parsed and validated in one pass by pydantic-core, not through Python's json
+        data = model.model_validate_json(value)
     except (ValueError, ValidationError) as error:
         raise PoisonRecord(f"invalid {attributes.type} payload: {_fields(error)}") from None
     if key is not None and key != attributes.subject.encode():

@@ -1,5 +1,5 @@
 """Read models from the real broker, live and rebuilt from offset 0 beside them
-(SQLite and PostgreSQL): the same bytes, and no side effect."""
+(SQLite and PostgreSQL), in one process or several: the same bytes, and no side effect."""
 
 from __future__ import annotations
 
@@ -18,9 +18,10 @@ from tests.support.kafka_tools import eventually, fresh_topics
 pytestmark = [pytest.mark.kafka]
 
 
-async def test_a_rebuild_from_offset_0_gives_the_live_read_models_byte_for_byte(bootstrap, database_url):
+@pytest.mark.parametrize("workers", [1, 3])
+async def test_a_rebuild_from_offset_0_gives_the_live_read_models_byte_for_byte(bootstrap, database_url, workers):
     topics = await fresh_topics(bootstrap, "intake", "trajectory", "coaching")
-    store = ReportingStore(database_url("reporting"))
+    store = ReportingStore(database_url(f"reporting{workers}"))
     store.group = f"reporting-{topics['intake'].split('.')[1]}"
     await fresh_topics(bootstrap, groups=(store.group,))
     producer = kafka.producer(bootstrap, "rebuild-test")
@@ -42,7 +43,7 @@ async def test_a_rebuild_from_offset_0_gives_the_live_read_models_byte_for_byte(
         before = store.dump()
         old = store.live_generation()
 
-        rebuilding = asyncio.create_task(rebuild(store, bootstrap, list(topics.values())))
+        rebuilding = asyncio.create_task(rebuild(store, bootstrap, list(topics.values()), workers=workers))
         later = placed_trajectory("bergen")  # events arriving while the rebuild runs
         await publish(later)
         summary = await asyncio.wait_for(rebuilding, timeout=120)
@@ -58,7 +59,8 @@ async def test_a_rebuild_from_offset_0_gives_the_live_read_models_byte_for_byte(
     assert sum(bool(d.get("placement")) for d in store.documents("trajectory", ["bergen"])) == 1  # live, after the swap
     assert after != before
     # a second rebuild, with nothing new, gives exactly the bytes of the live generation
-    again = await rebuild(store, bootstrap, list(topics.values()))
+    again = await rebuild(store, bootstrap, list(topics.values()), workers=workers)
     assert store.dump() == after
     assert again["records"] == len(first) + 10 + len(later)
+    assert again["applied"] == len(first) + len(later)  # the ten published twice count once
     store.close()

@@ -1,13 +1,14 @@
 """The rebuild keeps the documents of the generation it fills in memory between batches
-(SQLite and PostgreSQL): the same bytes as without, and never a stale copy over what
-others wrote or what a failed batch rolled back."""
+and writes them back (SQLite and PostgreSQL): the same bytes as without, never a stale
+copy over what others wrote, and never a generation finished without what a failed batch
+lost."""
 
 from __future__ import annotations
 
 import pytest
 
 import reporting.store
-from reporting.store import ReportingStore
+from reporting.store import RebuildAbandoned, ReportingStore
 from services.reporting.tests.factory import placed_trajectory, rejected, tender, waitlisted
 
 
@@ -70,11 +71,11 @@ def test_a_superseded_rebuild_keeps_nothing_of_the_old_generation(database_url):
     store.close()
 
 
-def test_a_failed_batch_leaves_no_half_folded_documents_in_memory(database_url, monkeypatch):
+def test_a_failed_batch_abandons_the_rebuild_and_a_new_one_gives_the_live_bytes(database_url, monkeypatch):
     events = _events()
     store = _live(database_url, "failed", events)
     generation = store.begin_rebuild()
-    # the tender and the first three events of a trajectory: documents now kept
+    # the tender and the first three events of a trajectory: documents now kept, unwritten
     store.apply_batch(generation, [(e, "t", 0, o) for o, e in enumerate(events[:len(tender()) + 3])])
 
     folded = 0
@@ -91,6 +92,38 @@ def test_a_failed_batch_leaves_no_half_folded_documents_in_memory(database_url, 
     with pytest.raises(RuntimeError):
         store.apply_batch(generation, [(e, "t", 0, o) for o, e in enumerate(events)])
     monkeypatch.setattr(reporting.store, "project", project)
-    store.apply_batch(generation, [(e, "t", 0, o) for o, e in enumerate(events)])  # the retry
-    assert store.dump(generation) == store.dump()
+    # What it kept in memory is gone: the generation must never be finished or go live.
+    with pytest.raises(RebuildAbandoned):
+        store.apply_batch(generation, [(e, "t", 0, o) for o, e in enumerate(events)])
+    with pytest.raises(RebuildAbandoned):
+        store.swap(generation)
+    again = store.begin_rebuild()
+    for batch in _batches(events, 5):
+        store.apply_batch(again, batch)
+    assert store.swap(again) is True
+    assert store.dump() == _live(database_url, "failed-reference", events).dump()
+    store.close()
+
+
+def test_documents_are_written_when_pushed_out_and_the_rest_when_flushed(database_url):
+    """Written back: a document kept in memory is not in the store until it is pushed out
+    or the rebuild is flushed, and each is written about once, not once per batch."""
+    events = _events()
+    reference = _live(database_url, "written-reference", events)
+    store = ReportingStore(database_url("written"))
+    store.cache_limit = 3
+    generation = store.begin_rebuild()
+    writes: list[int] = []
+    write = store._write
+    store._write = lambda cur, g, docs, positions: (writes.append(len(docs)), write(cur, g, docs, positions))[1]
+    for batch in _batches(events, 4):
+        store.apply_batch(generation, batch)
+    kept = len(store._building.docs)
+    assert store.lag(generation) == {}  # flushed: every position and document written
+    assert writes[-1] == kept
+    # a trajectory's six events span two batches at most: written once, after its last
+    assert sum(writes) <= len(reference.dump().splitlines()) + 2 * 3
+    assert store.swap(generation) is True
+    assert store.dump() == reference.dump()
+    reference.close()
     store.close()

@@ -46,10 +46,13 @@ def _municipal(cls: type[ev.Event]) -> bool:
     return municipal
 
 
-def key_of(event: ev.Event) -> tuple[str, str]:
-    """Which document an event belongs to."""
+def key_of(event: ev.Event, attributes: Attributes | None = None) -> tuple[str, str]:
+    """Which document an event belongs to. The envelope's subject, when given, is the
+    trajectory id already written out (decoding checked that they agree)."""
     kind = _kind(type(event))
-    return kind, str(event.offer_id if kind == OFFER else event.trajectory_id)
+    if kind == OFFER:
+        return kind, str(event.offer_id)
+    return kind, attributes.subject if attributes is not None else str(event.trajectory_id)
 
 
 def new_document(kind: str, id_: str) -> Doc:

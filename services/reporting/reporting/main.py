@@ -17,7 +17,7 @@ from contracts.access import Credentials
 from contracts.runtime import Service, Settings, configure_logging, serve
 from contracts.topics import EVENT_TOPICS
 from reporting.api import create_api
-from reporting.rebuild import rebuild
+from reporting.rebuild import MAX_WORKERS, rebuild
 from reporting.store import ReportingStore
 
 
@@ -60,7 +60,12 @@ def cli() -> None:
         return
     parser = argparse.ArgumentParser(prog="tweespoor-reporting", description=__doc__)
     parser.add_argument("command", nargs="?", choices=("serve", "rebuild"), default="serve")
+    parser.add_argument("--workers", type=int, default=min(os.cpu_count() or 1, MAX_WORKERS),
+                        help="processes that rebuild together (default: one per core, at most "
+                             f"{MAX_WORKERS})")
     args = parser.parse_args()
+    if args.workers < 1:
+        parser.error("--workers must be at least 1")
     settings = Settings.from_env("reporting")
     if args.command == "serve":
         serve(build(settings))
@@ -68,7 +73,7 @@ def cli() -> None:
     configure_logging()
     store = ReportingStore(settings.database_url)
     try:
-        summary = asyncio.run(rebuild(store, settings.bootstrap_servers, EVENT_TOPICS))
+        summary = asyncio.run(rebuild(store, settings.bootstrap_servers, EVENT_TOPICS, workers=args.workers))
     finally:
         store.close()
     print(json.dumps(summary))

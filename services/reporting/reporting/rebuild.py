@@ -3,14 +3,28 @@
 Reads the event topics directly (no consumer group, so nothing the live consumer
 tracks is touched; reporting publishes nothing, so a rebuild has no side effect), fills
 a new generation in batches, and swaps it in once it has caught up with the live one.
+
+With `workers` > 1 the records that were on the topics when it began are applied by that
+many processes, each reading every partition but decoding and folding only the documents
+whose record key falls to it. That is safe because all events of a document share one
+record key (the trajectory id: an LBU offer's events carry its trajectory's), so no two
+processes ever write the same document; their receipts are theirs too, since a
+republished event keeps its key. The positions are written once every process is done,
+and the rebuild then catches up and swaps alone.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
+import multiprocessing
 import sys
 import time
-from collections.abc import Callable, Sequence
+import zlib
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager, suppress
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -23,6 +37,13 @@ from reporting.store import Record, ReportingStore
 # events/s in bench/); 10,000 decoded events hold some 30 MB, and SQLite's write lock is
 # held for well under a second per batch.
 BATCH = 10_000
+# The cyclic garbage collector's thresholds while a rebuild runs. It allocates millions of
+# short-lived objects while it keeps thousands of documents, and with the default (700
+# allocations) the collector's passes over those took a fifth of its CPU (bench/). What it
+# allocates holds no cycles that need collecting sooner; reference counting frees it.
+GC_THRESHOLDS = (100_000, 50, 100)
+# More processes than this read every record that many times over for little more gain.
+MAX_WORKERS = 4
 
 
 class Progress:
@@ -49,22 +70,67 @@ class Progress:
 
 
 async def rebuild(store: ReportingStore, bootstrap_servers: str, topics: Sequence[str], *,
-                  progress: Callable[[int], Progress] = Progress, timeout: float = 3600) -> dict:
+                  progress: Callable[[int], Progress] = Progress, timeout: float = 3600,
+                  workers: int = 1) -> dict:
     """Builds a new generation from offset 0 and makes it live; returns a summary.
 
     While the store applies one batch (in a worker thread: SQLite and PostgreSQL release
     the GIL), the next is fetched and decoded; batches are still applied one after the
     other, in order. The swap is tried only once the ends the topics had at the start
     have been read, so a slow fetch is never mistaken for having caught up."""
-    generation = store.begin_rebuild()
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False,
-                                isolation_level="read_committed", max_partition_fetch_bytes=4 << 20)
-    await consumer.start()
-    started, applied, read = time.monotonic(), 0, 0
+    with _few_collections():
+        started = time.monotonic()
+        generation = store.begin_rebuild()
+        consumer = _consumer(bootstrap_servers)
+        await consumer.start()
+        try:
+            ends = await read_from_start(consumer, topics)
+            bar = progress(sum(ends.values()))
+            read = applied = 0
+            if workers > 1 and any(ends.values()):
+                read, applied = await _in_processes(store, bootstrap_servers, generation, ends, workers, bar)
+                for tp, end in ends.items():
+                    consumer.seek(tp, end)
+            more, more_applied = await _apply_until_live(consumer, store, generation, ends, bar,
+                                                         deadline=started + timeout)
+            bar.close()
+        finally:
+            # Swapped in (nothing left to write) or given up: what it holds is written and let
+            # go. When the store is what failed, that fails too and the error is the news.
+            with suppress(Exception):
+                await asyncio.to_thread(store.forget_rebuild)
+            await consumer.stop()
+    seconds = time.monotonic() - started
+    read += more
+    return {"generation": generation, "records": read, "applied": applied + more_applied,
+            "seconds": round(seconds, 3), "events_per_second": round(read / max(seconds, 1e-6))}
+
+
+@contextmanager
+def _few_collections() -> Iterator[None]:
+    before = gc.get_threshold()
+    gc.freeze()  # what the process holds already (modules, the app) is never looked at
+    gc.set_threshold(*GC_THRESHOLDS)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
+        gc.unfreeze()
+
+
+def _consumer(bootstrap_servers: str) -> AIOKafkaConsumer:
+    return AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False,
+                            isolation_level="read_committed", max_partition_fetch_bytes=4 << 20)
+
+
+async def _apply_until_live(consumer: AIOKafkaConsumer, store: ReportingStore, generation: int,
+                            ends: dict[TopicPartition, int], bar: Progress, *,
+                            deadline: float) -> tuple[int, int]:
+    """Applies what the consumer reads until the generation is swapped in; returns how many
+    records were read and applied."""
+    applied = read = 0
     writing: asyncio.Future[int] | None = None  # the batch the store is applying
     try:
-        ends = await read_from_start(consumer, topics)
-        bar = progress(sum(ends.values()))
         while True:
             records, fetched = await _next_batch(consumer)
             read += fetched
@@ -76,23 +142,110 @@ async def rebuild(store: ReportingStore, bootstrap_servers: str, topics: Sequenc
                 bar.advance(len(records))
             elif not fetched and await _reached(consumer, ends) \
                     and await asyncio.to_thread(store.swap, generation):
-                break
-            if time.monotonic() - started > timeout:
+                return read, applied
+            if time.monotonic() > deadline:
                 raise TimeoutError("rebuild did not catch up with the live read models")
-        bar.close()
     finally:
         if writing is not None:  # a thread cannot be cancelled: let it finish before the store closes
             await asyncio.gather(writing, return_exceptions=True)
-        store.forget_rebuild()  # swapped in or given up: its documents need not stay in memory
+
+
+# --- in several processes ------------------------------------------------------------
+
+_progress: Any = None  # in each process: the shared count of records it has read
+
+
+def _share_progress(counter: Any) -> None:
+    global _progress
+    _progress = counter
+
+
+async def _in_processes(store: ReportingStore, bootstrap_servers: str, generation: int,
+                        ends: dict[TopicPartition, int], workers: int, bar: Progress) -> tuple[int, int]:
+    """Applies every record below `ends` in `workers` processes; returns how many records
+    there were and how many were applied, and leaves the generation's positions at `ends`."""
+    context = multiprocessing.get_context("spawn")  # no fork of a process with threads and a loop
+    counter = context.Value("q", 0)
+    spans = [(tp.topic, tp.partition, end) for tp, end in ends.items()]
+    loop = asyncio.get_running_loop()
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_share_progress,
+                             initargs=(counter,)) as pool:
+        shares = [loop.run_in_executor(pool, _fill_share, store.url, bootstrap_servers, generation, spans,
+                                       share, workers) for share in range(workers)]
+        done = asyncio.ensure_future(asyncio.gather(*shares))
+        shown = 0
+        while not done.done():
+            await asyncio.wait([done], timeout=0.5)
+            now = counter.value // workers  # each process reads every record
+            bar.advance(now - shown)
+            shown = now
+        applied = sum(await done)
+    await asyncio.to_thread(store.set_positions, generation,
+                            {(tp.topic, tp.partition): end - 1 for tp, end in ends.items() if end})
+    await asyncio.to_thread(store.join_rebuild, generation)
+    return sum(ends.values()), applied
+
+
+def _fill_share(database_url: str, bootstrap_servers: str, generation: int,
+                spans: list[tuple[str, int, int]], share: int, shares: int) -> int:
+    """In a process of its own: applies the records below each partition's end whose key
+    falls to `share`; returns how many took effect."""
+    with _few_collections():
+        store = ReportingStore(database_url)
+        try:
+            store.join_rebuild(generation, documents_only=True)
+            applied = asyncio.run(_fill(store, bootstrap_servers, generation, spans, share, shares))
+            store.forget_rebuild()
+            return applied
+        finally:
+            store.close()
+
+
+async def _fill(store: ReportingStore, bootstrap_servers: str, generation: int,
+                spans: list[tuple[str, int, int]], share: int, shares: int) -> int:
+    ends = {TopicPartition(topic, partition): end for topic, partition, end in spans}
+    consumer = _consumer(bootstrap_servers)
+    await consumer.start()
+    applied = 0
+    writing: asyncio.Future[int] | None = None
+
+    def mine(tp: TopicPartition, record: Any) -> bool:
+        # crc32, not hash(): the same in every process. A keyless record is poison; any
+        # one share may skip it.
+        return record.offset < ends[tp] and zlib.crc32(record.key or b"") % shares == share
+
+    try:
+        consumer.assign(list(ends))
+        await consumer.seek_to_beginning(*ends)
+        while not await _reached(consumer, ends):
+            records, fetched = await _next_batch(consumer, mine)
+            _progress_add(fetched)
+            if writing is not None:
+                applied += await writing
+                writing = None
+            if records:
+                writing = asyncio.ensure_future(asyncio.to_thread(store.apply_batch, generation, records))
+        if writing is not None:
+            applied += await writing
+            writing = None
+    finally:
+        if writing is not None:
+            await asyncio.gather(writing, return_exceptions=True)
         await consumer.stop()
-    seconds = time.monotonic() - started
-    return {"generation": generation, "records": read, "applied": applied,
-            "seconds": round(seconds, 3), "events_per_second": round(read / max(seconds, 1e-6))}
+    return applied
 
 
-async def _next_batch(consumer: AIOKafkaConsumer) -> tuple[list[Record], int]:
-    """Up to BATCH decoded records: what has been fetched already, or the first to arrive
-    within 200 ms. Returns them and how many records were read (poison included)."""
+def _progress_add(n: int) -> None:
+    if _progress is not None:
+        with _progress.get_lock():
+            _progress.value += n
+
+
+async def _next_batch(consumer: AIOKafkaConsumer,
+                      wanted: Callable[[TopicPartition, Any], bool] | None = None) -> tuple[list[Record], int]:
+    """Up to BATCH decoded records (only the `wanted`, when given): what has been fetched
+    already, or the first to arrive within 200 ms. Returns them and how many records were
+    read (poison and unwanted included)."""
     records: list[Record] = []
     fetched = 0
     while fetched < BATCH:
@@ -101,6 +254,8 @@ async def _next_batch(consumer: AIOKafkaConsumer) -> tuple[list[Record], int]:
             break
         for tp, batch in batches.items():
             for r in batch:
+                if wanted is not None and not wanted(tp, r):
+                    continue
                 try:
                     records.append((from_record(r.key, r.value, list(r.headers)), tp.topic,
                                     tp.partition, r.offset))
