@@ -248,8 +248,10 @@ async def _next_batch(consumer: AIOKafkaConsumer,
     read (poison and unwanted included)."""
     records: list[Record] = []
     fetched = 0
-    while fetched < BATCH:
-        batches = await consumer.getmany(timeout_ms=0 if fetched else 200, max_records=BATCH - fetched)
+    # A share of the records makes a whole batch too (fewer, fuller transactions), but
+    # what is read in one go stays bounded.
+    while len(records) < BATCH and fetched < BATCH * 4:
+        batches = await consumer.getmany(timeout_ms=0 if fetched else 200, max_records=BATCH - len(records))
         if not batches:
             break
         for tp, batch in batches.items():

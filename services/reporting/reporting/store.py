@@ -122,6 +122,9 @@ class ReportingStore:
             # ones, never consistency. The read models are derived and their positions are
             # in the same transactions, so what is lost is read from Kafka again.
             self._conn.execute("PRAGMA synchronous=NORMAL")
+            # Pages read through a mapping of the file: a rebuild's processes each invalidate
+            # the others' page caches with every commit, and reading back is then no copy.
+            self._conn.execute("PRAGMA mmap_size=1073741824")
             self.postgres = False
         elif database_url.startswith(("postgresql://", "postgres://")):
             import psycopg  # only needed in production
