@@ -364,7 +364,10 @@ async def measure(bootstrap: str, round_trip: float | None, *, trajectories: int
     await ensure_topics(bootstrap)
     with tempfile.TemporaryDirectory(prefix="tweespoor-bench-e2e-", dir=workdir) as tmp, \
             services(bootstrap, Path(tmp)) as (urls, processes, tokens, secret):
-        limits = httpx.Limits(max_connections=concurrency * 4, max_keepalive_connections=concurrency * 4)
+        # Idle connections let go after 2 s, before uvicorn closes its end (5 s): reusing
+        # one at the moment the server closes it fails the request (httpx.ReadError).
+        limits = httpx.Limits(max_connections=concurrency * 4, max_keepalive_connections=concurrency * 4,
+                              keepalive_expiry=2.0)
         async with httpx.AsyncClient(timeout=60, limits=limits) as client:
             p = Pipeline(urls, {n: proc.pid for n, proc in processes.items()}, tokens, secret,
                          Path(tmp) / "data" / "reporting.db", client)
