@@ -12,7 +12,7 @@ run: install ## Kafka and the four services with the embedded defaults, plus a s
 test: install infra ## the whole test suite, against the real Kafka broker and PostgreSQL
 	$(UV) run pytest
 
-bench: install ## the benchmarks of bench/README.md: every stage, one table (20 minutes on a busy shared 2-core machine)
+bench: install ## the benchmarks of bench/README.md: every stage, one table (about 6 minutes on a quiet 2-core machine)
 	$(UV) run python -m bench
 
 install: uv ## the workspace, exactly as locked
