@@ -18,10 +18,10 @@ from tests.support.kafka_tools import eventually, fresh_topics
 pytestmark = [pytest.mark.kafka]
 
 
-@pytest.mark.parametrize("workers", [1, 3])
+@pytest.mark.parametrize("workers", [1, 3, None])
 async def test_a_rebuild_from_offset_0_gives_the_live_read_models_byte_for_byte(bootstrap, database_url, workers):
     topics = await fresh_topics(bootstrap, "intake", "trajectory", "coaching")
-    store = ReportingStore(database_url(f"reporting{workers}"))
+    store = ReportingStore(database_url(f"reporting{workers or 0}"))
     store.group = f"reporting-{topics['intake'].split('.')[1]}"
     await fresh_topics(bootstrap, groups=(store.group,))
     producer = kafka.producer(bootstrap, "rebuild-test")

@@ -60,11 +60,11 @@ def cli() -> None:
         return
     parser = argparse.ArgumentParser(prog="tweespoor-reporting", description=__doc__)
     parser.add_argument("command", nargs="?", choices=("serve", "rebuild"), default="serve")
-    parser.add_argument("--workers", type=int, default=min(os.cpu_count() or 1, MAX_WORKERS),
-                        help="processes that rebuild together (default: one per core, at most "
-                             f"{MAX_WORKERS})")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="processes that rebuild together, sharing the trajectories by key (default: "
+                             f"one per partition, or per core, at most {MAX_WORKERS})")
     args = parser.parse_args()
-    if args.workers < 1:
+    if args.workers is not None and args.workers < 1:
         parser.error("--workers must be at least 1")
     settings = Settings.from_env("reporting")
     if args.command == "serve":

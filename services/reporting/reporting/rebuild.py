@@ -4,29 +4,38 @@ Reads the event topics directly (no consumer group, so nothing the live consumer
 tracks is touched; reporting publishes nothing, so a rebuild has no side effect), fills
 a new generation in batches, and swaps it in once it has caught up with the live one.
 
-With `workers` > 1 the records that were on the topics when it began are applied by that
-many processes, each reading every partition but decoding and folding only the documents
-whose record key falls to it. That is safe because all events of a document share one
-record key (the trajectory id: an LBU offer's events carry its trajectory's), so no two
-processes ever write the same document; their receipts are theirs too, since a
-republished event keeps its key. The positions are written once every process is done,
-and the rebuild then catches up and swaps alone.
+In several processes, the records that were on the topics when it began are shared out
+by their key. That is safe because all events of a document share one record key (the
+trajectory id: an LBU offer's events carry its trajectory's), so no two processes ever
+write the same document; their receipts are theirs too, since a republished event keeps
+its key. By default (`workers=None`) each process reads one partition of every topic,
+when the topics have as many partitions each: the services' producers put a key on the
+partition Kafka's default partitioner gives it, so one partition number holds all of a
+key's records. Each process checks that of every record it reads (a topic given more
+partitions later breaks it); if one is not, the rebuild starts again with every process
+reading every partition and folding the keys that hash to it, as it does with an
+explicit number of `workers`. The positions are written once every process is done, and
+the rebuild then catches up and swaps alone.
 """
 
 from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 import multiprocessing
+import os
 import sys
 import time
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from contextlib import contextmanager, suppress
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.partitioner import murmur2
 
 from contracts.envelope import PoisonRecord, from_record
 from contracts.kafka import read_from_start
@@ -44,6 +53,8 @@ BATCH = 10_000
 GC_THRESHOLDS = (100_000, 50, 100)
 # More processes than this read every record that many times over for little more gain.
 MAX_WORKERS = 4
+
+log = logging.getLogger(__name__)
 
 
 class Progress:
@@ -71,8 +82,11 @@ class Progress:
 
 async def rebuild(store: ReportingStore, bootstrap_servers: str, topics: Sequence[str], *,
                   progress: Callable[[int], Progress] = Progress, timeout: float = 3600,
-                  workers: int = 1) -> dict:
+                  workers: int | None = 1) -> dict:
     """Builds a new generation from offset 0 and makes it live; returns a summary.
+
+    `workers`: how many processes share the records there were at the start, by key; None
+    for one per partition (see above), or one per core when that cannot be.
 
     While the store applies one batch (in a worker thread: SQLite and PostgreSQL release
     the GIL), the next is fetched and decoded; batches are still applied one after the
@@ -87,8 +101,19 @@ async def rebuild(store: ReportingStore, bootstrap_servers: str, topics: Sequenc
             ends = await read_from_start(consumer, topics)
             bar = progress(sum(ends.values()))
             read = applied = 0
-            if workers > 1 and any(ends.values()):
-                read, applied = await _in_processes(store, bootstrap_servers, generation, ends, workers, bar)
+            shares = processes = _shares(ends, workers)
+            if shares > 1:
+                try:
+                    read, applied = await _in_processes(store, bootstrap_servers, generation, ends, shares, bar,
+                                                        by_partition=workers is None and _partitioned(ends) > 1)
+                except NotWherePartitioned:
+                    log.warning("records not on the partition their key gives: rebuilding by key")
+                    generation = store.begin_rebuild()  # the partial one is left, as by any failed rebuild
+                    bar.close()
+                    bar = progress(sum(ends.values()))
+                    processes = _cores()
+                    read, applied = await _in_processes(store, bootstrap_servers, generation, ends,
+                                                        processes, bar, by_partition=False)
                 for tp, end in ends.items():
                     consumer.seek(tp, end)
             more, more_applied = await _apply_until_live(consumer, store, generation, ends, bar,
@@ -103,7 +128,8 @@ async def rebuild(store: ReportingStore, bootstrap_servers: str, topics: Sequenc
     seconds = time.monotonic() - started
     read += more
     return {"generation": generation, "records": read, "applied": applied + more_applied,
-            "seconds": round(seconds, 3), "events_per_second": round(read / max(seconds, 1e-6))}
+            "processes": max(processes, 1), "seconds": round(seconds, 3),
+            "events_per_second": round(read / max(seconds, 1e-6))}
 
 
 @contextmanager
@@ -153,30 +179,66 @@ async def _apply_until_live(consumer: AIOKafkaConsumer, store: ReportingStore, g
 # --- in several processes ------------------------------------------------------------
 
 _progress: Any = None  # in each process: the shared count of records it has read
+_stop: Any = None  # in each process: set by the one that found a record off its partition
 
 
-def _share_progress(counter: Any) -> None:
-    global _progress
-    _progress = counter
+class NotWherePartitioned(Exception):
+    """A record is not on the partition the default partitioner gives its key."""
+
+
+def _cores() -> int:
+    return min(os.cpu_count() or 1, MAX_WORKERS)
+
+
+def _partitioned(ends: dict[TopicPartition, int]) -> int:
+    """How many partitions each topic has, if they all have as many (else 0)."""
+    counts = {topic: sum(tp.topic == topic for tp in ends) for topic in {tp.topic for tp in ends}}
+    return next(iter(counts.values())) if len(set(counts.values())) == 1 else 0
+
+
+def _shares(ends: dict[TopicPartition, int], workers: int | None) -> int:
+    """How many processes: one per partition number (at most MAX_WORKERS, each taking every
+    n-th) when asked for None and the topics allow it, else `workers` or one per core."""
+    if not any(ends.values()):
+        return 0
+    if workers is None:
+        return min(_partitioned(ends), MAX_WORKERS) or _cores()
+    return workers if workers > 1 else 0
+
+
+@dataclass(frozen=True)
+class _Share:
+    """Which records one process applies: those of every `of`-th partition number, or
+    those whose key hashes to it."""
+
+    index: int
+    of: int
+    by_partition: bool
+
+
+def _share_progress(counter: Any, stop: Any) -> None:
+    global _progress, _stop
+    _progress, _stop = counter, stop
 
 
 async def _in_processes(store: ReportingStore, bootstrap_servers: str, generation: int,
-                        ends: dict[TopicPartition, int], workers: int, bar: Progress) -> tuple[int, int]:
+                        ends: dict[TopicPartition, int], workers: int, bar: Progress, *,
+                        by_partition: bool) -> tuple[int, int]:
     """Applies every record below `ends` in `workers` processes; returns how many records
     there were and how many were applied, and leaves the generation's positions at `ends`."""
     context = multiprocessing.get_context("spawn")  # no fork of a process with threads and a loop
-    counter = context.Value("q", 0)
+    counter, stop = context.Value("q", 0), context.Value("b", 0)
     spans = [(tp.topic, tp.partition, end) for tp, end in ends.items()]
     loop = asyncio.get_running_loop()
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_share_progress,
-                             initargs=(counter,)) as pool:
+                             initargs=(counter, stop)) as pool:
         shares = [loop.run_in_executor(pool, _fill_share, store.url, bootstrap_servers, generation, spans,
-                                       share, workers) for share in range(workers)]
+                                       _Share(index, workers, by_partition)) for index in range(workers)]
         done = asyncio.ensure_future(asyncio.gather(*shares))
         shown = 0
         while not done.done():
             await asyncio.wait([done], timeout=0.5)
-            now = counter.value // workers  # each process reads every record
+            now = counter.value if by_partition else counter.value // workers  # by key: each reads all
             bar.advance(now - shown)
             shown = now
         applied = sum(await done)
@@ -187,14 +249,14 @@ async def _in_processes(store: ReportingStore, bootstrap_servers: str, generatio
 
 
 def _fill_share(database_url: str, bootstrap_servers: str, generation: int,
-                spans: list[tuple[str, int, int]], share: int, shares: int) -> int:
-    """In a process of its own: applies the records below each partition's end whose key
-    falls to `share`; returns how many took effect."""
+                spans: list[tuple[str, int, int]], share: _Share) -> int:
+    """In a process of its own: applies the records below each partition's end that fall
+    to `share`; returns how many took effect."""
     with _few_collections():
         store = ReportingStore(database_url)
         try:
             store.join_rebuild(generation, documents_only=True)
-            applied = asyncio.run(_fill(store, bootstrap_servers, generation, spans, share, shares))
+            applied = asyncio.run(_fill(store, bootstrap_servers, generation, spans, share))
             store.forget_rebuild()
             return applied
         finally:
@@ -202,17 +264,32 @@ def _fill_share(database_url: str, bootstrap_servers: str, generation: int,
 
 
 async def _fill(store: ReportingStore, bootstrap_servers: str, generation: int,
-                spans: list[tuple[str, int, int]], share: int, shares: int) -> int:
-    ends = {TopicPartition(topic, partition): end for topic, partition, end in spans}
+                spans: list[tuple[str, int, int]], share: _Share) -> int:
+    every = {TopicPartition(topic, partition): end for topic, partition, end in spans}
+    ends = {tp: end for tp, end in every.items() if not share.by_partition or tp.partition % share.of == share.index}
+    count = _partitioned(every)
     consumer = _consumer(bootstrap_servers)
     await consumer.start()
     applied = 0
     writing: asyncio.Future[int] | None = None
+    placed: dict[bytes, int] = {}  # key -> its partition, by the default partitioner (murmur2)
 
     def mine(tp: TopicPartition, record: Any) -> bool:
-        # crc32, not hash(): the same in every process. A keyless record is poison; any
-        # one share may skip it.
-        return record.offset < ends[tp] and zlib.crc32(record.key or b"") % shares == share
+        if record.offset >= ends[tp]:
+            return False
+        if not share.by_partition:
+            # crc32, not hash(): the same in every process. A keyless record is poison;
+            # any one share may skip it.
+            return zlib.crc32(record.key or b"") % share.of == share.index
+        if record.key is not None:
+            partition = placed.get(record.key)
+            if partition is None:
+                partition = placed[record.key] = (murmur2(record.key) & 0x7FFFFFFF) % count
+            if partition != tp.partition:
+                if _stop is not None:
+                    _stop.value = 1  # the others stop too: their work is lost with this one's
+                raise NotWherePartitioned(f"{tp.topic}/{tp.partition}/{record.offset}")
+        return True
 
     try:
         consumer.assign(list(ends))
@@ -236,6 +313,8 @@ async def _fill(store: ReportingStore, bootstrap_servers: str, generation: int,
 
 
 def _progress_add(n: int) -> None:
+    if _stop is not None and _stop.value:
+        raise NotWherePartitioned("another process found a record off its key's partition")
     if _progress is not None:
         with _progress.get_lock():
             _progress.value += n
