@@ -8,9 +8,11 @@ broker is needed: the producer here only collects what it is given.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import time
 import uuid
+from collections.abc import AsyncIterator
 from types import SimpleNamespace
 from typing import Any
 
@@ -72,22 +74,28 @@ async def until(condition: Any, timeout: float) -> float:
     return time.monotonic() - started
 
 
+@contextlib.asynccontextmanager
+async def relaying(relay: OutboxRelay) -> AsyncIterator[None]:
+    running = asyncio.create_task(relay.run())
+    try:
+        yield
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+
+
 async def test_an_event_this_process_records_is_relayed_without_waiting_for_the_poll(store):
     app, _ = store
     producer = CollectingProducer()
     relay = OutboxRelay(app=app, translate=translate, producer=producer, topic=TOPIC,  # type: ignore[arg-type]
                         system="tweespoor-intake", idle_seconds=30)
-    running = asyncio.create_task(relay.run())
-    try:
+    async with relaying(relay):
         await asyncio.sleep(0.2)  # the relay found nothing and waits
         referral = Referral()
         await asyncio.to_thread(app.save, referral)  # from a worker thread, as the API does
         took = await until(lambda: producer.keys == [str(referral.id).encode()], timeout=5)
         assert took < 1.0
         await until(lambda: relay.position() == app.recorder.max_notification_id(), timeout=5)
-    finally:
-        running.cancel()
-        await asyncio.gather(running, return_exceptions=True)
 
 
 async def test_an_event_another_process_records_is_found_by_the_idle_poll(store):
@@ -95,15 +103,11 @@ async def test_an_event_another_process_records_is_found_by_the_idle_poll(store)
     producer = CollectingProducer()
     relay = OutboxRelay(app=app, translate=translate, producer=producer, topic=TOPIC,  # type: ignore[arg-type]
                         system="tweespoor-intake", idle_seconds=0.3)
-    running = asyncio.create_task(relay.run())
-    try:
+    async with relaying(relay):
         await asyncio.sleep(0.1)
         referral = Referral()
         await asyncio.to_thread(other.save, referral)  # no wake-up reaches this relay
         await until(lambda: producer.keys == [str(referral.id).encode()], timeout=5)
-    finally:
-        running.cancel()
-        await asyncio.gather(running, return_exceptions=True)
 
 
 async def test_a_relay_without_a_wake_up_polls_as_often_as_before(store):
