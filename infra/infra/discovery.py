@@ -10,12 +10,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
-from infra.kafka import LocalKafka, free_port, local_broker
+from infra.kafka import LocalKafka, cache_dir, free_port, local_broker
 from infra.postgres import INSTALL_HINT, LocalPostgres, create_database, database_url, ensure_installed
 from infra.versions import KAFKA_VERSION, POSTGRES_MAJOR
 
@@ -116,18 +118,34 @@ def _kafka_container() -> Iterator[str]:
         yield f"{host}:{port}"
 
 
+def _local_kafka_possible() -> bool:
+    """True when java is there, and the jars are cached or Maven can fetch them."""
+    cached = (cache_dir() / f"kafka-{KAFKA_VERSION}" / "lib" / ".complete").exists()
+    return shutil.which("java") is not None and (cached or shutil.which("mvn") is not None)
+
+
 @contextlib.contextmanager
-def kafka() -> Iterator[KafkaEndpoint]:
-    """Yield a Kafka broker: $KAFKA_BOOTSTRAP_SERVERS, a container, or a LocalKafka."""
+def kafka(data_dir: Path | None = None, log_file: Path | None = None) -> Iterator[KafkaEndpoint]:
+    """Yield a Kafka broker: $KAFKA_BOOTSTRAP_SERVERS, a container, or a LocalKafka.
+
+    Without `data_dir` the local broker's data is temporary and removed when it stops.
+    With one (what `tweespoor run` asks for), the local broker keeps its data, cluster id
+    and log there and is preferred to a container, whose data would be lost: a later call
+    with the same `data_dir` resumes the same topics and offsets.
+    """
     if address := os.environ.get(KAFKA_ENV):
         yield KafkaEndpoint(address, "env")
         return
-    if docker_available():
+    keep = data_dir is not None and _local_kafka_possible()
+    if not keep and docker_available():
+        if data_dir is not None:
+            log.warning("no Java or Maven for the local Kafka broker: using Docker, whose data "
+                        "is not kept in %s", data_dir)
         log.info("starting Kafka in Docker (%s)", KAFKA_IMAGE)
         with _kafka_container() as address:
             yield KafkaEndpoint(address, "testcontainers")
         return
-    broker = LocalKafka()
+    broker = LocalKafka(data_dir=data_dir, log_file=log_file)
     try:
         broker.start()
     except (RuntimeError, OSError) as exc:
@@ -139,7 +157,7 @@ def kafka() -> Iterator[KafkaEndpoint]:
     try:
         yield KafkaEndpoint(broker.bootstrap_servers, "local", broker)
     finally:
-        broker.close()
+        broker.close()  # removes the data dir only when it was a temporary one
 
 
 @contextlib.contextmanager

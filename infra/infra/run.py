@@ -1,8 +1,11 @@
 """`tweespoor run`: Kafka and the four services on this machine, a small demo, and where to look.
 
 Each service runs as its own process, exactly as in production, with the embedded
-defaults (an SQLite file each) or PostgreSQL (`--store postgres`). Ctrl-C stops the
-services, then the broker, and leaves no process behind.
+defaults (an SQLite file each) or PostgreSQL (`--store postgres`). The local broker keeps
+its data in the run's data directory, so a second run resumes the same topics, and the
+demo referrals are posted idempotently. A service that dies is restarted with backoff, as
+a process supervisor would. Ctrl-C stops the services, then the broker, leaves no process
+behind and deletes no data.
 """
 
 from __future__ import annotations
@@ -10,14 +13,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import hashlib
+import json
 import os
 import random
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
+from types import FrameType
 
 import httpx
 
@@ -25,6 +31,7 @@ from contracts.kafka import ensure_topics
 from contracts.runtime import DEFAULT_PORTS
 from infra import discovery
 from infra.demo import write_credentials
+from infra.kafka import _die_with_parent_hook, tail
 
 SERVICES = ("intake", "trajectory", "coaching", "reporting")
 
@@ -65,11 +72,41 @@ def demo_referrals() -> list[dict[str, str]]:
     ]
 
 
-def _wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+def demo_key(body: Mapping[str, str]) -> str:
+    """The Idempotency-Key of one demo referral: the same for the same referral in every
+    run, another when the demo's referral changes (a key reused for another body is a 422)."""
+    digest = hashlib.sha256(json.dumps(dict(body), sort_keys=True).encode()).hexdigest()
+    return f"tweespoor-run-demo-{digest[:24]}"
+
+
+def post_demo_referrals(intake_url: str, tokens: Mapping[str, str],
+                        referrals: Sequence[Mapping[str, str]] | None = None) -> tuple[int, int]:
+    """Posts the demo referrals, each with a stable Idempotency-Key, so a second run gets
+    the first answer again instead of a second referral. A 409 (an open referral of that
+    person already exists, e.g. one posted before keys were sent) is fine too; any other
+    error raises. Returns (answered 201, already open)."""
+    posted = already = 0
+    with httpx.Client(timeout=10) as client:
+        for body in demo_referrals() if referrals is None else referrals:
+            token = tokens[f"{body['municipality']}-case-system"]
+            response = client.post(f"{intake_url}/referrals", json=dict(body),
+                                   headers={"Authorization": f"Bearer {token}",
+                                            "Idempotency-Key": demo_key(body)})
+            if response.status_code == 409:
+                already += 1
+            else:
+                response.raise_for_status()
+                posted += 1
+    return posted, already
+
+
+def _wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 60.0,
+                  log_file: Path | None = None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"{url} exited with {process.returncode}; see its log")
+            where = f"; last lines of {log_file}:\n{tail(log_file)}" if log_file else "; see its log"
+            raise RuntimeError(f"{url} exited with {process.returncode}{where}")
         with contextlib.suppress(httpx.HTTPError):
             if httpx.get(f"{url}/health", timeout=1.0).status_code == 200:
                 return
@@ -77,84 +114,193 @@ def _wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 6
     raise TimeoutError(f"{url} did not become healthy in {timeout:.0f} s")
 
 
-@contextlib.contextmanager
-def _services(env: dict[str, str], log_dir: Path) -> Iterator[dict[str, subprocess.Popen[bytes]]]:
-    processes: dict[str, subprocess.Popen[bytes]] = {}
-    try:
-        for name in SERVICES:
-            log = (log_dir / f"{name}.log").open("ab")
-            processes[name] = subprocess.Popen([sys.executable, "-m", f"{name}.main"], env=env,
-                                               stdout=log, stderr=subprocess.STDOUT,
-                                               start_new_session=True)
-        yield processes
-    finally:
-        for process in processes.values():
+def _say(line: str) -> None:
+    print(f"{dt.datetime.now():%H:%M:%S} {line}", flush=True)
+
+
+def _exit_status(code: int) -> str:
+    if code < 0:
+        with contextlib.suppress(ValueError):
+            return f"signal {signal.Signals(-code).name}"
+        return f"signal {-code}"
+    return f"exit code {code}"
+
+
+class Supervisor:
+    """Runs named commands, each in a session of its own with its output appended to
+    `<log_dir>/<name>.log`, and restarts one that exits while it should run, as a process
+    supervisor would: after `backoff` seconds, doubling on each quick death up to
+    `max_backoff`, and from `backoff` again once the process had stayed up `stable_after`
+    seconds. Call `poll()` regularly; `stop()` ends them all (SIGTERM, then SIGKILL).
+    """
+
+    def __init__(self, commands: Mapping[str, Sequence[str]], log_dir: Path,
+                 env: Mapping[str, str] | None = None, *, backoff: float = 1.0,
+                 max_backoff: float = 30.0, stable_after: float = 60.0,
+                 say: Callable[[str], None] = _say) -> None:
+        self.commands = {name: list(command) for name, command in commands.items()}
+        self.log_dir, self.env, self.say = log_dir, dict(env) if env is not None else None, say
+        self.backoff, self.max_backoff, self.stable_after = backoff, max_backoff, stable_after
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.restarts = dict.fromkeys(self.commands, 0)
+        self._started_at: dict[str, float] = {}
+        self._next_delay = dict.fromkeys(self.commands, backoff)
+        self._restart_at: dict[str, float] = {}  # name -> when a dead process starts again
+        self._stopping = False
+
+    def log_file(self, name: str) -> Path:
+        return self.log_dir / f"{name}.log"
+
+    def _spawn(self, name: str) -> subprocess.Popen[bytes]:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        with self.log_file(name).open("ab") as log:
+            process = subprocess.Popen(self.commands[name], env=self.env, stdin=subprocess.DEVNULL,
+                                       stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                       preexec_fn=_die_with_parent_hook())  # none left if we are killed
+        self.processes[name] = process
+        self._started_at[name] = time.monotonic()
+        return process
+
+    def start(self) -> None:
+        for name in self.commands:
+            self._spawn(name)
+
+    def poll(self) -> None:
+        """One round: note the processes that died, start again those whose wait is over."""
+        if self._stopping:
+            return
+        now = time.monotonic()
+        for name, process in self.processes.items():
+            if name in self._restart_at or process.poll() is None:
+                continue
+            if now - self._started_at[name] >= self.stable_after:
+                self._next_delay[name] = self.backoff  # it had been fine for a while
+            delay = self._next_delay[name]
+            self._next_delay[name] = min(delay * 2, self.max_backoff)
+            self._restart_at[name] = now + delay
+            self.say(f"{name} exited unexpectedly ({_exit_status(process.returncode)}, pid {process.pid}); "
+                     f"log: {self.log_file(name)}; restarting in {delay:g} s")
+        for name, when in list(self._restart_at.items()):
+            if now >= when:
+                del self._restart_at[name]
+                self.restarts[name] += 1
+                process = self._spawn(name)
+                self.say(f"{name} restarted (pid {process.pid}, restart {self.restarts[name]})")
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """SIGTERM every process, SIGKILL its session after `timeout`; restarts nothing more."""
+        self._stopping = True
+        self._restart_at.clear()
+        for process in self.processes.values():
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 15
-        for process in processes.values():
+        deadline = time.monotonic() + timeout
+        for process in self.processes.values():
             try:
                 process.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
+
+
+def _service_commands() -> dict[str, list[str]]:
+    return {name: [sys.executable, "-m", f"{name}.main"] for name in SERVICES}
+
+
+@contextlib.contextmanager
+def _supervised(env: dict[str, str], log_dir: Path) -> Iterator[Supervisor]:
+    supervisor = Supervisor(_service_commands(), log_dir, env)
+    try:
+        supervisor.start()
+        yield supervisor
+    finally:
+        supervisor.stop()
+
+
+@contextlib.contextmanager
+def _services(env: dict[str, str], log_dir: Path) -> Iterator[dict[str, subprocess.Popen[bytes]]]:
+    """The four services, not restarted (for the benchmarks); stopped on exit."""
+    with _supervised(env, log_dir) as supervisor:
+        yield supervisor.processes
+
+
+class _StopRequest:
+    """The signal handler of `run`: the first Ctrl-C or SIGTERM asks for a stop, and while
+    starting also interrupts the start (the stack of started things then unwinds)."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.interrupts = True
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        if self.requested:
+            return  # already stopping: let the stop finish
+        self.requested = True
+        if self.interrupts:
+            raise KeyboardInterrupt
 
 
 def run(*, data_dir: Path, store: str = "sqlite", demo: bool = True) -> int:
     """Runs everything until Ctrl-C or SIGTERM; returns the exit code."""
-    stop = {"now": False}
-
-    def on_signal(signum: int, frame: object) -> None:
-        stop["now"] = True
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    stop = _StopRequest()
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
     data_dir.mkdir(parents=True, exist_ok=True)
     log_dir = data_dir / "logs"
     log_dir.mkdir(exist_ok=True)
 
-    with contextlib.ExitStack() as stack:
-        broker = stack.enter_context(discovery.kafka())
-        print(f"Kafka: {broker.bootstrap_servers} ({broker.kind})", flush=True)
-        asyncio.run(ensure_topics(broker.bootstrap_servers))
-        credentials, tokens = write_credentials(data_dir / "config")
-        env = dict(os.environ, KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap_servers,
-                   TWEESPOOR_DATA_DIR=str(data_dir), TWEESPOOR_CREDENTIALS_FILE=str(credentials))
-        if store == "postgres":
-            postgres = stack.enter_context(discovery.postgres())
-            for name in SERVICES:
-                postgres.create_database(f"tweespoor_{name}")
-                env[f"{name.upper()}_DATABASE_URL"] = postgres.url(f"tweespoor_{name}")
-            print(f"PostgreSQL: {postgres.kind}", flush=True)
-        urls = {n: f"http://127.0.0.1:{env.get(f'{n.upper()}_PORT', DEFAULT_PORTS[n])}"
-                for n in SERVICES}
-        for name in ("intake", "trajectory", "coaching"):  # audit reads and BSN lookups
-            env.setdefault(f"REPORTING_{name.upper()}_URL", urls[name])
-        processes = stack.enter_context(_services(env, log_dir))
-        for name in SERVICES:
-            _wait_healthy(urls[name], processes[name])
-        if demo:
-            for body in demo_referrals():
-                token = tokens[f"{body['municipality']}-case-system"]
-                httpx.post(f"{urls['intake']}/referrals", json=body, timeout=10,
-                           headers={"Authorization": f"Bearer {token}"}).raise_for_status()
-            print(f"Demo: {len(demo_referrals())} referrals posted to intake.", flush=True)
-        print("\nTweespoor is running:", flush=True)
-        for name in SERVICES:
-            print(f"  {name:<11} {urls[name]}/docs", flush=True)
-        print(f"  dashboard   {urls['reporting']}/dashboard (sign in with a *-staff token)", flush=True)
-        print(f"  logs        {log_dir}", flush=True)
-        print(f"  tokens      {credentials.parent / 'tokens.toml'} (one per client application)",
-              flush=True)
-        print("Press Ctrl-C to stop.", flush=True)
-        while not stop["now"]:
-            for name, process in processes.items():
-                if process.poll() is not None:
-                    print(f"{name} stopped unexpectedly (exit {process.returncode}); "
-                          f"see {log_dir / (name + '.log')}", flush=True)
-                    return 1
-            time.sleep(0.2)
-        print("Stopping…", flush=True)
+    try:
+        with contextlib.ExitStack() as stack:
+            try:
+                _start_and_supervise(stack, stop, data_dir, log_dir, store, demo)
+            finally:
+                stop.interrupts = False  # what the stack stops is stopped without interruption
+                print("Stopping…", flush=True)
+    except KeyboardInterrupt:  # Ctrl-C while starting
+        print("Stopped.", flush=True)
+        return 130
     print("Stopped.", flush=True)
     return 0
 
+
+def _start_and_supervise(stack: contextlib.ExitStack, stop: _StopRequest, data_dir: Path, log_dir: Path,
+                         store: str, demo: bool) -> None:
+    # The broker keeps its data beside the stores: a second run resumes the same topics
+    # and offsets (unless KAFKA_BOOTSTRAP_SERVERS names another broker).
+    broker = stack.enter_context(discovery.kafka(data_dir=data_dir / "kafka", log_file=log_dir / "kafka.log"))
+    kept = f", data in {broker.controller.data_dir}" if broker.controller else ""
+    print(f"Kafka: {broker.bootstrap_servers} ({broker.kind}{kept})", flush=True)
+    asyncio.run(ensure_topics(broker.bootstrap_servers))
+    credentials, tokens = write_credentials(data_dir / "config")
+    env = dict(os.environ, KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap_servers,
+               TWEESPOOR_DATA_DIR=str(data_dir), TWEESPOOR_CREDENTIALS_FILE=str(credentials))
+    if store == "postgres":
+        postgres = stack.enter_context(discovery.postgres())
+        for name in SERVICES:
+            postgres.create_database(f"tweespoor_{name}")
+            env[f"{name.upper()}_DATABASE_URL"] = postgres.url(f"tweespoor_{name}")
+        print(f"PostgreSQL: {postgres.kind}", flush=True)
+    urls = {n: f"http://127.0.0.1:{env.get(f'{n.upper()}_PORT', DEFAULT_PORTS[n])}"
+            for n in SERVICES}
+    for name in ("intake", "trajectory", "coaching"):  # audit reads and BSN lookups
+        env.setdefault(f"REPORTING_{name.upper()}_URL", urls[name])
+    supervisor = stack.enter_context(_supervised(env, log_dir))
+    for name in SERVICES:  # one that fails to start at all fails the run, with its log
+        _wait_healthy(urls[name], supervisor.processes[name], log_file=supervisor.log_file(name))
+    if demo:
+        posted, already = post_demo_referrals(urls["intake"], tokens)
+        note = f"; {already} were open already" if already else ""
+        print(f"Demo: {posted + already} referrals posted to intake (idempotently{note}).", flush=True)
+    print("\nTweespoor is running:", flush=True)
+    for name in SERVICES:
+        print(f"  {name:<11} {urls[name]}/docs", flush=True)
+    print(f"  dashboard   {urls['reporting']}/dashboard (sign in with a *-staff token)", flush=True)
+    print(f"  logs        {log_dir}", flush=True)
+    print(f"  tokens      {credentials.parent / 'tokens.toml'} (one per client application)",
+          flush=True)
+    print("Press Ctrl-C to stop. A service that dies is restarted.", flush=True)
+    stop.interrupts = False
+    while not stop.requested:
+        supervisor.poll()
+        time.sleep(0.2)
