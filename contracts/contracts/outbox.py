@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -22,6 +23,7 @@ from contracts import tracing
 from contracts.actors import stamp_of
 from contracts.audit import AuditIndex
 from contracts.envelope import envelope, source_urn, to_record
+from contracts.incarnation import ordinal_in_tracking, topic_ids, tracked
 from contracts.events import Event
 from contracts.wakeup import Waiter, Wakeup
 
@@ -39,6 +41,7 @@ Record = tuple[bytes, bytes, list[tuple[str, bytes]]]
 # finds new events; with one, only what another process recorded in the same store.
 POLL_SECONDS = 0.05
 WOKEN_POLL_SECONDS = 1.0
+INCARNATION_SECONDS = 5.0  # how often the topic's id is looked at
 
 
 class OutboxRelay:
@@ -73,9 +76,31 @@ class OutboxRelay:
         # is recorded — the one moment a crash makes the relay publish twice.
         self.after_publish = after_publish
         self.audit_index = audit_index if audit_index is not None else getattr(app, "audit_index", None)
+        # The position belongs to the topic's incarnation (contracts.incarnation): a topic
+        # created again is published to again from the log's start, under a name of its own.
+        self.position_name = POSITION
+        self.topic_id: str | None = None
+        self.incarnation_seconds = INCARNATION_SECONDS
+        self.looked = -INCARNATION_SECONDS
 
     def position(self) -> int:
-        return self.app.recorder.max_tracking_id(POSITION) or 0
+        return self.app.recorder.max_tracking_id(self.position_name) or 0
+
+    async def follow_incarnation(self) -> None:
+        """Looks at the topic's id now and then; a new one restarts the position."""
+        client = getattr(self.producer, "client", None)
+        if client is None or time.monotonic() - self.looked < self.incarnation_seconds:
+            return
+        topic_id = (await topic_ids(client, [self.topic])).get(self.topic)
+        self.looked = time.monotonic()
+        if topic_id is None or topic_id == self.topic_id:
+            return
+        ordinal = await asyncio.to_thread(ordinal_in_tracking, self.app.recorder, POSITION, self.topic, topic_id)
+        if self.topic_id is not None:
+            log.warning("outbox_topic_recreated", extra={"topic": self.topic, "previous_id": self.topic_id,
+                                                         "topic_id": topic_id, "incarnation": ordinal,
+                                                         "action": "publishing the log again from its start"})
+        self.topic_id, self.position_name = topic_id, tracked(POSITION, ordinal)
 
     async def run(self) -> None:
         """Relays until cancelled; when there was nothing to do, waits until this process
@@ -103,6 +128,7 @@ class OutboxRelay:
 
     async def relay_once(self) -> int:
         """Publishes the next batch; returns how many stored events it covered."""
+        await self.follow_incarnation()
         last_id, covered, records = await asyncio.to_thread(self._pending)
         if last_id is None:
             return 0
@@ -113,7 +139,7 @@ class OutboxRelay:
         await asyncio.gather(*sends)  # every record acknowledged by all replicas
         if self.after_publish is not None:
             await self.after_publish(last_id)
-        await asyncio.to_thread(self.app.recorder.insert_tracking, Tracking(POSITION, last_id))
+        await asyncio.to_thread(self.app.recorder.insert_tracking, Tracking(self.position_name, last_id))
         log.debug("outbox_relayed", extra={"topic": self.topic, "position": last_id})
         return covered
 

@@ -38,6 +38,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.partitioner import murmur2
 
 from contracts.envelope import PoisonRecord, from_record
+from contracts.incarnation import topic_ids, tracked
 from contracts.kafka import read_from_start
 from reporting.store import Record, ReportingStore
 
@@ -99,13 +100,14 @@ async def rebuild(store: ReportingStore, bootstrap_servers: str, topics: Sequenc
         await consumer.start()
         try:
             ends = await read_from_start(consumer, topics)
+            names = await _tracked_names(consumer, store, topics)
             bar = progress(sum(ends.values()))
             read = applied = 0
             shares = processes = _shares(ends, workers)
             if shares > 1:
                 try:
                     read, applied = await _in_processes(store, bootstrap_servers, generation, ends, shares, bar,
-                                                        by_partition=workers is None and _partitioned(ends) > 1)
+                                                        names, by_partition=workers is None and _partitioned(ends) > 1)
                 except NotWherePartitioned:
                     log.warning("records not on the partition their key gives: rebuilding by key")
                     generation = store.begin_rebuild()  # the partial one is left, as by any failed rebuild
@@ -113,11 +115,11 @@ async def rebuild(store: ReportingStore, bootstrap_servers: str, topics: Sequenc
                     bar = progress(sum(ends.values()))
                     processes = _cores()
                     read, applied = await _in_processes(store, bootstrap_servers, generation, ends,
-                                                        processes, bar, by_partition=False)
+                                                        processes, bar, names, by_partition=False)
                 for tp, end in ends.items():
                     consumer.seek(tp, end)
             more, more_applied = await _apply_until_live(consumer, store, generation, ends, bar,
-                                                         deadline=started + timeout)
+                                                         names, deadline=started + timeout)
             bar.close()
         finally:
             # Swapped in (nothing left to write) or given up: what it holds is written and let
@@ -149,8 +151,17 @@ def _consumer(bootstrap_servers: str) -> AIOKafkaConsumer:
                             isolation_level="read_committed", max_partition_fetch_bytes=4 << 20)
 
 
+async def _tracked_names(consumer: AIOKafkaConsumer, store: ReportingStore,
+                         topics: Sequence[str]) -> dict[str, str]:
+    """The names the store keeps its positions on each topic under: those of the topic's
+    incarnation as it is now (contracts.incarnation), as the live consumer's are."""
+    found = await topic_ids(consumer._client, topics)
+    return {topic: tracked(topic, await asyncio.to_thread(store.incarnation, topic, topic_id))
+            for topic, topic_id in found.items()}
+
+
 async def _apply_until_live(consumer: AIOKafkaConsumer, store: ReportingStore, generation: int,
-                            ends: dict[TopicPartition, int], bar: Progress, *,
+                            ends: dict[TopicPartition, int], bar: Progress, names: dict[str, str], *,
                             deadline: float) -> tuple[int, int]:
     """Applies what the consumer reads until the generation is swapped in; returns how many
     records were read and applied."""
@@ -158,7 +169,7 @@ async def _apply_until_live(consumer: AIOKafkaConsumer, store: ReportingStore, g
     writing: asyncio.Future[int] | None = None  # the batch the store is applying
     try:
         while True:
-            records, fetched = await _next_batch(consumer)
+            records, fetched = await _next_batch(consumer, names=names)
             read += fetched
             if writing is not None:
                 applied += await writing
@@ -222,8 +233,8 @@ def _share_progress(counter: Any, stop: Any) -> None:
 
 
 async def _in_processes(store: ReportingStore, bootstrap_servers: str, generation: int,
-                        ends: dict[TopicPartition, int], workers: int, bar: Progress, *,
-                        by_partition: bool) -> tuple[int, int]:
+                        ends: dict[TopicPartition, int], workers: int, bar: Progress,
+                        names: dict[str, str], *, by_partition: bool) -> tuple[int, int]:
     """Applies every record below `ends` in `workers` processes; returns how many records
     there were and how many were applied, and leaves the generation's positions at `ends`."""
     context = multiprocessing.get_context("spawn")  # no fork of a process with threads and a loop
@@ -243,7 +254,8 @@ async def _in_processes(store: ReportingStore, bootstrap_servers: str, generatio
             shown = now
         applied = sum(await done)
     await asyncio.to_thread(store.set_positions, generation,
-                            {(tp.topic, tp.partition): end - 1 for tp, end in ends.items() if end})
+                            {(names.get(tp.topic, tp.topic), tp.partition): end - 1
+                             for tp, end in ends.items() if end})
     await asyncio.to_thread(store.join_rebuild, generation)
     return sum(ends.values()), applied
 
@@ -321,10 +333,12 @@ def _progress_add(n: int) -> None:
 
 
 async def _next_batch(consumer: AIOKafkaConsumer,
-                      wanted: Callable[[TopicPartition, Any], bool] | None = None) -> tuple[list[Record], int]:
+                      wanted: Callable[[TopicPartition, Any], bool] | None = None,
+                      names: dict[str, str] | None = None) -> tuple[list[Record], int]:
     """Up to BATCH decoded records (only the `wanted`, when given): what has been fetched
     already, or the first to arrive within 200 ms. Returns them and how many records were
-    read (poison and unwanted included)."""
+    read (poison and unwanted included). Positions go under `names` (by topic)."""
+    names = names or {}
     records: list[Record] = []
     fetched = 0
     # A share of the records makes a whole batch too (fewer, fuller transactions), but
@@ -338,8 +352,8 @@ async def _next_batch(consumer: AIOKafkaConsumer,
                 if wanted is not None and not wanted(tp, r):
                     continue
                 try:
-                    records.append((from_record(r.key, r.value, list(r.headers)), tp.topic,
-                                    tp.partition, r.offset))
+                    records.append((from_record(r.key, r.value, list(r.headers)),
+                                    names.get(tp.topic, tp.topic), tp.partition, r.offset))
                 except PoisonRecord:
                     continue  # the live consumer dead-letters it; a rebuild skips it alike
             fetched += len(batch)

@@ -140,6 +140,10 @@ class ReportingStore:
             cur.execute(self._sql("INSERT INTO reporting_control (name, value) VALUES ('live', 1) "
                                   "ON CONFLICT (name) DO NOTHING"))
             self._create_generation(cur, self._live(cur, lock=False))
+            # The incarnations of each topic read, numbered as met (contracts.incarnation).
+            cur.execute("CREATE TABLE IF NOT EXISTS reporting_incarnations (topic TEXT NOT NULL, "
+                        "topic_id TEXT NOT NULL, ordinal INTEGER NOT NULL, PRIMARY KEY (topic, topic_id), "
+                        "UNIQUE (topic, ordinal))")
 
     # --- plumbing ------------------------------------------------------------------------
 
@@ -213,6 +217,23 @@ class ReportingStore:
                               "WHERE topic = ? AND partition = ?"), (topic, partition))
         row = cur.fetchone()
         return None if row is None else int(row[0])
+
+    def incarnation(self, topic: str, topic_id: str) -> int:
+        """The number of this incarnation of `topic` among those read; a new one is next."""
+        select = self._sql("SELECT ordinal FROM reporting_incarnations WHERE topic = ? AND topic_id = ?")
+        while True:
+            with self._transaction() as cur:
+                cur.execute(select, (topic, topic_id))
+                row = cur.fetchone()
+                if row is not None:
+                    return int(row[0])
+                cur.execute(self._sql("INSERT INTO reporting_incarnations (topic, topic_id, ordinal) "
+                                      "SELECT ?, ?, COALESCE(MAX(ordinal), 0) + 1 FROM reporting_incarnations "
+                                      "WHERE topic = ? ON CONFLICT DO NOTHING"), (topic, topic_id, topic))
+                cur.execute(select, (topic, topic_id))
+                row = cur.fetchone()
+                if row is not None:  # else another process numbered another one first: again
+                    return int(row[0])
 
     def apply(self, cloud_event: CloudEvent, topic: str, partition: int, offset: int) -> Outcome:
         with self._transaction() as cur:
