@@ -71,17 +71,70 @@ def integration_events_of(app: Any, translate: Any, system: str, originator_id: 
     return out
 
 
+def verify_stream(app: Any, originator_id: Any) -> ChainReport:
+    """One stream's chain, and its head against the signed checkpoint when one is known."""
+    if hasattr(app, "verify_chain"):
+        return app.verify_chain(originator_id)
+    return verify(app.recorder, originator_id)
+
+
+def streams_timeline(app: Any, translate: Any, system: str, originator_ids: Iterable[Any],
+                     trajectory_id: uuid.UUID | None = None) -> tuple[list[CloudEvent], list[ChainReport]]:
+    """The integration events of the streams named (of one trajectory, if given), and their
+    chains. A broken stream's events are not decoded: the report names where it breaks."""
+    events: list[CloudEvent] = []
+    reports = []
+    for originator_id in originator_ids:
+        report = verify_stream(app, originator_id)
+        reports.append(report)
+        if report.intact:
+            events += [e for e in integration_events_of(app, translate, system, originator_id)
+                       if trajectory_id is None or e.data.trajectory_id == trajectory_id]
+    return events, reports
+
+
 def store_timeline(app: Any, index: AuditIndex, translate: Any, system: str,
                    trajectory_id: uuid.UUID) -> tuple[list[CloudEvent], list[ChainReport]]:
     """The trajectory's integration events from this service's store, and the chains."""
-    events: list[CloudEvent] = []
-    reports = []
-    for originator in index.originators(trajectory_id):
-        originator_id = uuid.UUID(originator)
-        reports.append(verify(app.recorder, originator_id))
-        events += [e for e in integration_events_of(app, translate, system, originator_id)
-                   if e.data.trajectory_id == trajectory_id]
-    return events, reports
+    return streams_timeline(app, translate, system,
+                            [uuid.UUID(o) for o in index.originators(trajectory_id)], trajectory_id)
+
+
+def chain_json(report: ChainReport) -> dict[str, Any]:
+    anchor = report.anchor
+    return {"stream": report.originator_id, "events": report.events, "intact": report.intact,
+            "broken_at": report.broken_at, "reason": report.reason,
+            "anchored": {"version": anchor.version, "checkpoint": anchor.checkpoint} if anchor else None}
+
+
+def checkpoint_status(app: Any) -> dict[str, Any] | None:
+    """What the service knows of its signed checkpoints (None: none read yet, so chains
+    are checked against themselves only)."""
+    index = getattr(app, "anchors", None)
+    if index is None:
+        return None
+    latest = index.latest or {}
+    return {"caught_up": index.caught_up, "store": index.store, "signed_position": latest.get("to"),
+            "signed_at": latest.get("time"), "key": latest.get("key"), "streams": len(index.heads)}
+
+
+def store_audit(app: Any) -> dict[str, Any]:
+    """The whole store against its signed checkpoints: the notification log's hash at every
+    signed position, and every signed head still at its version. Reads every event once."""
+    from contracts.checkpoints import verify_log
+
+    index = getattr(app, "anchors", None)
+    if index is None:
+        return {"checkpoints": None, "intact": None, "log": None, "heads": None}
+    log = verify_log(app.recorder, index)
+    broken = []
+    for stream, anchor in sorted(dict(index.heads).items()):
+        found = app.recorder.select_events(uuid.UUID(stream), gt=anchor.version - 1, lte=anchor.version)
+        if not found or bytes(found[0].state)[67:131] != anchor.head.encode():
+            broken.append({"stream": stream, "version": anchor.version,
+                           "reason": "missing" if not found else "differs from the head a signed checkpoint holds"})
+    return {"checkpoints": checkpoint_status(app), "intact": log["intact"] and not broken, "log": log,
+            "heads": {"checked": len(index.heads), "broken": broken}}
 
 
 def as_json(event: CloudEvent) -> dict[str, Any]:
@@ -109,8 +162,31 @@ def install_audit(api: Any, app: Any, translate: Any, system: str, credentials: 
         events, reports = store_timeline(app, app.audit_index, translate, system, trajectory_id)
         return {"service": system, "trajectory_id": str(trajectory_id),
                 "events": [as_json(e) for e in events],
-                "chains": [{"stream": r.originator_id, "events": r.events, "intact": r.intact,
-                            "broken_at": r.broken_at, "reason": r.reason} for r in reports]}
+                "chains": [chain_json(r) for r in reports], "checkpoints": checkpoint_status(app)}
+
+    @api.get("/audit/store", tags=["audit"],
+             responses={401: {"description": "No valid bearer token"},
+                        403: {"description": "Auditors only"}})
+    def audit_store(caller: Any = Depends(auditor)) -> dict[str, Any]:
+        """The whole store against its signed checkpoints (published outside the store to
+        the audit topic): the notification log's hash at every signed position and every
+        signed stream head. A chain recomputed with write access to the database, a stream
+        or event removed or inserted, shows here without replaying Kafka."""
+        return {"service": system, **store_audit(app)}
+
+    if hasattr(app, "reference_streams"):
+
+        @api.get("/audit/reference-data/events", tags=["audit"],
+                 responses={401: {"description": "No valid bearer token"},
+                            403: {"description": "Auditors only"}})
+        def audit_reference_data(caller: Any = Depends(auditor)) -> dict[str, Any]:
+            """The reference data (tender, budgets, programmes, contracts, capacity) as this
+            service's store has it, with every stream's hash chain verified and compared with
+            its signed checkpoint."""
+            events, reports = streams_timeline(app, translate, system, app.reference_streams())
+            return {"service": system, "events": [as_json(e) for e in events],
+                    "chains": [chain_json(r) for r in reports if r.events or not r.intact],
+                    "checkpoints": checkpoint_status(app)}
 
     if processing_log is None:
         return

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import logging
 import random
 import time
 import uuid
@@ -17,19 +18,24 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from eventsourcing.application import ProcessingEvent, Repository
+from eventsourcing.application import AggregateNotFoundError, ProcessingEvent, Repository
 from eventsourcing.domain import Aggregate, event
 from eventsourcing.persistence import (
-    IntegrityError, JSONTranscoder, Mapper, PersistenceError, Tracking, Transcoding,
+    EventStore, IntegrityError, JSONTranscoder, Mapper, PersistenceError, Tracking, Transcoding,
 )
 from eventsourcing.projection import EventSourcedProjection
 
 from contracts.actors import StampedMapper
 from contracts.audit import AuditIndex
-from contracts.chain import ChainedMapper, ChainReport, verify
+from contracts.chain import (
+    SEALED, Anchor, ChainedMapper, ChainReport, IntegrityViolation, checked, seal_key, unwrap, verify, walk,
+)
 from contracts.envelope import Attributes, CloudEvent
 from contracts.events import Event
+from contracts.incarnation import ordinal_in_tracking
 from contracts.wakeup import Wakeup
+
+log = logging.getLogger(__name__)
 
 
 class ServiceMapper(ChainedMapper, StampedMapper):
@@ -116,11 +122,118 @@ def project(aggregate: Any, domain_events: Any) -> Any:
     return aggregate
 
 
+def violated(violation: IntegrityViolation, service: str) -> IntegrityViolation:
+    """Logs a broken chain once, where it is found: the service, the stream, the version
+    and why (never the content), and returns it to be raised."""
+    if violation.service is None:
+        violation.service = service
+        log.error("integrity_violation", extra={"service": service, "stream": violation.stream,
+                                                "version": violation.version, "reason": violation.reason})
+    return violation
+
+
+class ChainedEventStore(EventStore):  # type: ignore[type-arg]
+    """eventsourcing's event store, verifying every stream it reads against its hash chain
+    (from its first event, or from the event a sealed snapshot was taken at) and against
+    the head a signed checkpoint holds: nothing tampered is handed to an aggregate.
+
+    This is the one place every load passes (the repository, `app.events.get`), and it
+    reads the stored events anyway: the check costs a SHA-256 per event."""
+
+    service: str = ""
+    anchors: Any = None  # something with `.anchor(originator_id) -> Anchor | None`
+
+    def anchor(self, originator_id: Any) -> Anchor | None:
+        return self.anchors.anchor(originator_id) if self.anchors is not None else None
+
+    def get(self, originator_id: Any, *, gt: int | None = None, lte: int | None = None,
+            desc: bool = False, limit: int | None = None) -> Any:
+        if desc or limit is not None:  # a slice: each event checked, and linked to its neighbours
+            stored = self.recorder.select_events(originator_id, gt=gt, lte=lte, desc=desc, limit=limit)
+            ordered = sorted(stored, key=lambda s: s.originator_version)
+            after = self._before(originator_id, ordered[0].originator_version) if ordered else None
+            self.verified(originator_id, ordered, after=after, complete=False)
+            return iter([self.mapper.to_domain_event(s) for s in stored])
+        return iter(self.load(originator_id, gt=gt, lte=lte))
+
+    def load(self, originator_id: Any, *, gt: int | None = None, lte: int | None = None,
+             at: bytes | None = None) -> list[Any]:
+        """The stream's domain events after `gt` up to `lte`, verified; `at` is the own hash
+        the event at `gt` must have (from a sealed snapshot)."""
+        if gt:
+            stored = self.recorder.select_events(originator_id, gt=gt - 1, lte=lte)
+            first = stored[0] if stored and stored[0].originator_version == gt else None
+            if first is None:
+                raise violated(IntegrityViolation(originator_id, gt, f"version {gt} is missing"), self.service)
+            try:
+                _, own, _ = checked(first)
+            except IntegrityViolation as violation:
+                raise violated(violation, self.service) from None
+            if at is not None and own != at:
+                raise violated(IntegrityViolation(originator_id, gt, "differs from the event its snapshot was "
+                                                  "taken at"), self.service)
+            anchor = self.anchor(originator_id)
+            if anchor is not None and anchor.version == gt and own != anchor.head.encode():
+                raise violated(IntegrityViolation(originator_id, gt, "differs from the head a signed checkpoint "
+                                                  "holds"), self.service)
+            after: tuple[int, bytes] | None = (gt, own)
+            stored = stored[1:]
+        else:
+            stored, after = self.recorder.select_events(originator_id, lte=lte), None
+        self.verified(originator_id, stored, after=after, complete=lte is None)
+        return [self.mapper.to_domain_event(s) for s in stored]
+
+    def verified(self, originator_id: Any, stored: list[Any], *, after: tuple[int, bytes] | None,
+                 complete: bool) -> None:
+        anchor = self.anchor(originator_id)
+        if not stored and after is None and not complete:
+            return
+        try:
+            for _ in walk(stored, originator_id=originator_id, after=after, anchor=anchor, complete=complete):
+                pass
+        except IntegrityViolation as violation:
+            raise violated(violation, self.service) from None
+
+    def _before(self, originator_id: Any, version: int) -> tuple[int, bytes] | None:
+        if version <= 1:
+            return None
+        found = self.recorder.select_events(originator_id, gt=version - 2, lte=version - 1)
+        if not found:
+            raise violated(IntegrityViolation(originator_id, version, f"version {version - 1} is missing"),
+                           self.service)
+        return version - 1, unwrap(found[0])[1]
+
+
 class ServiceRepository(Repository):  # type: ignore[type-arg]
-    """Loads aggregates with `project` unless told otherwise."""
+    """Loads aggregates with `project` unless told otherwise, every one verified: its
+    events by the chained event store, a snapshot by its seal (one that does not open is
+    logged and set aside, and the aggregate is loaded from its events instead). There is
+    no aggregate cache: a cached aggregate would skip the check (the constructor refuses
+    one)."""
 
     def get(self, aggregate_id: Any, *, projector_func: Any = project, **kwargs: Any) -> Any:
         return super().get(aggregate_id, projector_func=projector_func, **kwargs)
+
+    def _reconstruct_aggregate(self, aggregate_id: Any, version: int | None, projector_func: Any) -> Any:
+        events: ChainedEventStore = self.event_store  # type: ignore[assignment]
+        snapshot, gt, at = None, None, None
+        if self.snapshot_store is not None:
+            found = self.snapshot_store.recorder.select_events(aggregate_id, desc=True, limit=1, lte=version)
+            if found and not bytes(found[0].state).startswith(SEALED):
+                found = []  # taken before snapshots were sealed: not used, the events tell
+            if found:
+                try:
+                    at, _ = self.snapshot_store.mapper.open_snapshot(found[0])
+                    snapshot = self.snapshot_store.mapper.to_domain_event(found[0])
+                    gt = found[0].originator_version
+                except IntegrityViolation as violation:  # never used; the events still tell
+                    violated(violation, events.service)
+                    snapshot, at = None, None
+        aggregate = projector_func(None, [*([snapshot] if snapshot is not None else []),
+                                          *events.load(aggregate_id, gt=gt, lte=version, at=at)])
+        if aggregate is None:
+            raise AggregateNotFoundError(f"Aggregate {aggregate_id!r} version {version!r} not found.")
+        return aggregate
 
 
 class ServiceApplication(EventSourcedProjection[uuid.UUID]):
@@ -168,17 +281,37 @@ class ServiceApplication(EventSourcedProjection[uuid.UUID]):
 
     def construct_repository(self) -> Any:
         repository = super().construct_repository()
-        repository.__class__ = ServiceRepository  # the same repository, with its faster default
+        if repository.cache is not None:
+            raise ValueError("an aggregate cache would serve aggregates without checking their chain")
+        repository.__class__ = ServiceRepository  # the same repository, verifying, with its faster default
         return repository
 
     def construct_event_store(self) -> Any:
         self.mapper.attach(self.recorder)
         self.audit_index = AuditIndex(self.recorder)
-        return super().construct_event_store()
+        # Snapshots are sealed with a key outside the store (the service's checkpoint key).
+        from contracts.checkpoints import load_key
+        self.mapper.seal = seal_key(load_key(type(self).group or "service", dict(self.env),
+                                             ephemeral="PERSISTENCE_MODULE" not in self.env
+                                             or self.env.get("PERSISTENCE_MODULE") == "eventsourcing.popo"))
+        store = ChainedEventStore(mapper=self.mapper, recorder=self.recorder)
+        store.service = type(self).group
+        return store
+
+    # The signed heads of this store's streams (`contracts.checkpoints.CheckpointIndex`),
+    # set when the service's checkpointer runs; loads and the audit compare with them.
+    @property
+    def anchors(self) -> Any:
+        return self.events.anchors
+
+    @anchors.setter
+    def anchors(self, index: Any) -> None:
+        self.events.anchors = index
 
     def verify_chain(self, originator_id: uuid.UUID) -> ChainReport:
-        """Whether one aggregate's stored events are as they were recorded."""
-        return verify(self.recorder, originator_id)
+        """Whether one aggregate's stored events are as they were recorded (and, once
+        checkpoints are known, as a signed checkpoint holds them)."""
+        return verify(self.recorder, originator_id, self.events.anchor(originator_id))
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
@@ -186,6 +319,9 @@ class ServiceApplication(EventSourcedProjection[uuid.UUID]):
 
     def position(self, topic: str, partition: int) -> int | None:
         return self.recorder.max_tracking_id(tracking_name(self.group, topic, partition))
+
+    def incarnation(self, topic: str, topic_id: str) -> int:
+        return ordinal_in_tracking(self.recorder, self.group, topic, topic_id)
 
     def apply(self, cloud_event: CloudEvent, topic: str, partition: int, offset: int) -> Outcome:
         name = tracking_name(self.group, topic, partition)

@@ -57,6 +57,7 @@ POLICY: dict[tuple[str, str, str], tuple[set[str] | str, set[str]]] = {
     ("intake", "POST", "/job-offers/{offer_id}/return"): (CASE | {OTHER_MUNICIPALITY}, NOBODY),
     ("intake", "GET", "/audit/trajectories/{trajectory_id}/events"): ({AUDITOR}, NOBODY),
     ("intake", "GET", "/audit/processing-log"): ({AUDITOR}, NOBODY),
+    ("intake", "GET", "/audit/store"): ({AUDITOR}, NOBODY),
 
     # Staff read figures and contracts, not one person's trajectory.
     ("trajectory", "GET", "/trajectories/{trajectory_id}"): (
@@ -84,6 +85,8 @@ POLICY: dict[tuple[str, str, str], tuple[set[str] | str, set[str]]] = {
     ("trajectory", "POST", "/deliveries/{delivery_id}/retry"): (PROVIDERS, NOBODY),
     ("trajectory", "GET", "/audit/trajectories/{trajectory_id}/events"): ({AUDITOR}, NOBODY),
     ("trajectory", "GET", "/audit/processing-log"): ({AUDITOR}, NOBODY),
+    ("trajectory", "GET", "/audit/store"): ({AUDITOR}, NOBODY),
+    ("trajectory", "GET", "/audit/reference-data/events"): ({AUDITOR}, NOBODY),
 
     ("coaching", "GET", "/plans"): (COACHING_READERS, NOBODY),
     # Alkmaar's plan is coached by Alkmaar's own coach: providers do not know it exists.
@@ -106,6 +109,7 @@ POLICY: dict[tuple[str, str, str], tuple[set[str] | str, set[str]]] = {
     ("coaching", "POST", "/providers/{provider}/plans/{plan_id}/reopen-requests"): (SIGNED, NOBODY),
     ("coaching", "GET", "/audit/trajectories/{trajectory_id}/events"): ({AUDITOR}, NOBODY),
     ("coaching", "GET", "/audit/processing-log"): ({AUDITOR}, NOBODY),
+    ("coaching", "GET", "/audit/store"): ({AUDITOR}, NOBODY),
 
     ("reporting", "GET", "/figures"): (REPORTS, NOBODY),
     ("reporting", "GET", "/event-counts"): (REPORTS, NOBODY),

@@ -13,6 +13,7 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
 from contracts.access import Principal
+from contracts.chain import IntegrityViolation
 from contracts.problems import Problem
 from trajectory.contracting import (
     ContractError, DisciplineCapacity, Lot, Programme, ProviderContract, Register, available,
@@ -64,6 +65,21 @@ class TenderUseCases:
 
     def register(self: TrajectoryApplication) -> Register:
         return self.repository.get(Register.create_id())
+
+    def reference_streams(self: TrajectoryApplication) -> list[uuid.UUID]:
+        """Every stream of the reference data, for the audit (`contracts.audit`): the
+        register (tender and budgets), each programme, each contract and each discipline's
+        capacity. A register that fails its check names only itself: the audit says where."""
+        ids = [Register.create_id()]
+        try:
+            register = self.register()
+        except (IntegrityViolation, AggregateNotFoundError):
+            return ids
+        ids += [Programme.create_id(slug) for slug in register.programmes]
+        for key, contracts in sorted(register.lots.items()):
+            programme, discipline = key.split("|", 1)
+            ids += [*(uuid.UUID(str(c)) for c in contracts), DisciplineCapacity.create_id(programme, discipline)]
+        return ids
 
     def programme(self: TrajectoryApplication, slug: str) -> Programme:
         try:
