@@ -128,6 +128,8 @@ def authenticated(credentials: Credentials) -> Callable[..., Principal]:
                           headers={"WWW-Authenticate": "Bearer"})
         return principal
 
+    # contracts.limits finds this on a route and checks the token before the body is read.
+    dependency.tweespoor_credentials = credentials  # type: ignore[attr-defined]
     return dependency
 
 

@@ -132,8 +132,17 @@ class ChainedMapper(Mapper):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._pending: dict[tuple[Any, int], bytes] = {}  # chained in this process, maybe unsaved
-        self._lock = threading.Lock()
+        # What this thread chained in the save it is mapping, maybe not stored yet. Per
+        # thread: two threads saving the same new aggregate at once must each chain onto
+        # their own events, not onto the other's (the loser's save then fails as a whole).
+        self._local = threading.local()
+
+    @property
+    def _pending(self) -> dict[tuple[Any, int], bytes]:
+        pending = getattr(self._local, "pending", None)
+        if pending is None:
+            pending = self._local.pending = {}
+        return pending
 
     def attach(self, recorder: Any) -> None:
         self.recorder = recorder
@@ -145,8 +154,7 @@ class ChainedMapper(Mapper):
             if self.recorder is not None else []
         if found:
             return unwrap(found[0])[1]
-        with self._lock:  # saved in the same transaction as this one, a moment ago
-            return self._pending.get((originator_id, version - 1), GENESIS)
+        return self._pending.get((originator_id, version - 1), GENESIS)  # mapped in this save
 
     def to_stored_event(self, domain_event: Any) -> StoredEvent:
         stored = super().to_stored_event(domain_event)
@@ -155,10 +163,10 @@ class ChainedMapper(Mapper):
         previous = self._previous(stored.originator_id, stored.originator_version)
         own = _digest(stored.originator_id, stored.originator_version, stored.topic, previous,
                       stored.state)
-        with self._lock:
-            if len(self._pending) > 10_000:
-                self._pending.clear()
-            self._pending[(stored.originator_id, stored.originator_version)] = own
+        pending = self._pending
+        if len(pending) > 10_000:
+            pending.clear()
+        pending[(stored.originator_id, stored.originator_version)] = own
         return StoredEvent(stored.originator_id, stored.originator_version, stored.topic,
                            MAGIC + previous + own + stored.state)
 
@@ -175,9 +183,8 @@ class ChainedMapper(Mapper):
         """A snapshot, bound to the own hash of the event it was taken at and sealed."""
         found = self.recorder.select_events(stored.originator_id, gt=stored.originator_version - 1,
                                             lte=stored.originator_version) if self.recorder is not None else []
-        with self._lock:
-            at = unwrap(found[0])[1] if found else self._pending.get(
-                (stored.originator_id, stored.originator_version), GENESIS)
+        at = unwrap(found[0])[1] if found else self._pending.get(
+            (stored.originator_id, stored.originator_version), GENESIS)
         seal = _seal(self.seal, stored, at, stored.state) if self.seal else b"0" * 64
         return StoredEvent(stored.originator_id, stored.originator_version, stored.topic,
                            SEALED + at + seal + stored.state)

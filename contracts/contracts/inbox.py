@@ -23,11 +23,14 @@ from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka.structs import OffsetAndMetadata
 from eventsourcing.persistence import InterfaceError, OperationalError
 
-from contracts import kafka, tracing
+from contracts import deadletters, kafka, tracing
 from contracts.envelope import CloudEvent, PoisonRecord, from_record
 from contracts.events import event_class
+from contracts.health import Readiness, backoff
+from contracts.incarnation import topic_ids, tracked
 from contracts.processing import ProcessingLog, Record
 from contracts.service import Outcome
 from contracts.topics import dead_letter_topic
@@ -49,6 +52,10 @@ class Target(Protocol):
     def apply(self, cloud_event: CloudEvent, topic: str, partition: int, offset: int) -> Outcome:
         """Applies one event atomically with its tracking; safe to call twice."""
 
+    def incarnation(self, topic: str, topic_id: str) -> int:
+        """The number of this incarnation of `topic` among those the target has read
+        (`contracts.incarnation`); positions on it are kept under `tracked(topic, n)`."""
+
 
 class Inbox:
     """Consumes topics for one consumer group and applies each record to a target."""
@@ -64,6 +71,9 @@ class Inbox:
         processing_log: ProcessingLog | None = None,
         system: str | None = None,
         commit_seconds: float = 1.0,
+        incarnation_seconds: float = 5.0,
+        retry_topic: str | None = None,
+        readiness: Readiness | None = None,
     ) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.topics = tuple(topics)
@@ -78,24 +88,73 @@ class Inbox:
         self.applied = 0
         self.processing_log = processing_log
         self.system = system or f"tweespoor-{self.group}"
+        self.incarnations = _Incarnations(target)
+        # Partitions sought to the store's position: aiokafka fetches from an assigned
+        # partition before its listener has run, and what it got then is read again.
+        self.resumed: set[TopicPartition] = set()
+        self.incarnation_seconds = incarnation_seconds  # how often a topic's id is looked at
+        # The group's retry topic, where a re-drive puts its dead letters (contracts.deadletters):
+        # read like the others; a record from it that fails again keeps its origin and attempts.
+        self.retry_topic = retry_topic
+        if retry_topic and retry_topic not in self.topics:
+            self.topics += (retry_topic,)
+        self.readiness = readiness  # told when this inbox cannot make progress, and when it can
+        self.stalled: str | None = None  # why this inbox cannot make progress, while it cannot
+        self.letter_limit: int | None = None  # the dead-letter topic's max.message.bytes, once known
 
     async def run(self) -> None:
         consumer = kafka.consumer(self.bootstrap_servers, self.group)
-        offsets = _Offsets(consumer, self.commit_seconds)
+        offsets = _Offsets(consumer, self.commit_seconds, self.incarnations)
         consumer.subscribe(self.topics, listener=_SeekToStore(self, consumer, offsets))
         await consumer.start()
+        looked = time.monotonic()
         try:
             while True:
                 batches = await consumer.getmany(timeout_ms=200)
                 for tp, records in batches.items():
+                    if tp not in self.resumed:  # fetched before the store said where to start
+                        continue
                     for record in records:
                         await self.handle(record)
                     offsets.done(tp, records[-1].offset + 1)
                 await offsets.commit(when_due=bool(batches))  # all of it once nothing came
+                if time.monotonic() - looked >= self.incarnation_seconds:
+                    looked = time.monotonic()
+                    await self._follow_incarnations(consumer, offsets)
         finally:
             with contextlib.suppress(Exception):  # best effort: the store's tracking holds
                 await asyncio.wait_for(offsets.commit(), 5)
             await consumer.stop()
+
+    async def _follow_incarnations(self, consumer: AIOKafkaConsumer, offsets: _Offsets) -> None:
+        """A topic deleted and created again under this consumer is read again from its
+        start, under positions of its own: nothing of it is skipped."""
+        try:
+            changed = await self.incarnations.look(consumer, self.topics)
+        except TRANSIENT as error:  # looked at again in a moment
+            log.warning("inbox_incarnation_unknown", extra={"group": self.group, "error": type(error).__name__})
+            return
+        if changed or self.incarnations.missing:  # the client notices a topic's return sooner
+            consumer._client.force_metadata_update()
+        for topic in changed:
+            offsets.forget(topic)  # read from the old incarnation: no position of the new one
+            for tp in consumer.assignment():
+                if tp.topic == topic:
+                    await self.resume(consumer, tp)
+
+    async def resume(self, consumer: AIOKafkaConsumer, tp: TopicPartition) -> None:
+        """Seeks to after the store's position on this incarnation of the topic, or to the
+        group's commit when that is further (records the target ignored leave no
+        tracking) and was made on this incarnation; else to the partition's start."""
+        stored = await asyncio.to_thread(self.target.position, self.incarnations.tracked(tp.topic), tp.partition)
+        committed = (await consumer._coordinator.fetch_committed_offsets([tp])).get(tp)
+        topic_id = self.incarnations.ids.get(tp.topic)
+        trusted = committed.offset if committed is not None and topic_id and committed.metadata == topic_id else -1
+        start = max(-1 if stored is None else stored + 1, trusted)
+        if start < 0:
+            await consumer.seek_to_beginning(tp)
+        else:
+            consumer.seek(tp, start)
 
     async def handle(self, record: Any) -> Outcome | None:
         """Applies one record in a span that continues the record's trace (what the target
@@ -134,15 +193,19 @@ class Inbox:
             return None
         if self.consumes is not None and not isinstance(cloud_event.data, self.consumes):
             return Outcome.IGNORED  # what the target would answer, without a trip to its store
-        failures = 0
+        failures = waits = 0
         while True:
             try:
-                outcome = await asyncio.to_thread(
-                    self.target.apply, cloud_event, record.topic, record.partition, record.offset
-                )
-            except TRANSIENT as error:
-                log.warning("inbox_store_unavailable", extra={"group": self.group, "error": type(error).__name__})
-                await asyncio.sleep(1.0)
+                outcome = await asyncio.to_thread(self.target.apply, cloud_event,
+                                                  self.incarnations.tracked(record.topic),
+                                                  record.partition, record.offset)
+            except TRANSIENT as error:  # waited for, saying so, and not ready meanwhile
+                waits += 1
+                delay = backoff(waits)
+                self._stall(f"store unavailable ({type(error).__name__})")
+                log.error("inbox_store_unavailable", extra={"group": self.group, "error": type(error).__name__,
+                                                            "attempt": waits, "retry_in": delay})
+                await asyncio.sleep(delay)
                 continue
             except Exception as error:  # the handler failed: retry, then dead-letter
                 if failures == len(self.retry_delays):
@@ -153,6 +216,7 @@ class Inbox:
                 await asyncio.sleep(self.retry_delays[failures])
                 failures += 1
                 continue
+            self._progressing()
             if outcome is Outcome.APPLIED:
                 self.applied += 1
             log.debug("inbox_record", extra={"group": self.group, "outcome": outcome.value,
@@ -160,39 +224,92 @@ class Inbox:
             return outcome
 
     async def dead_letter(self, record: Any, reason: str) -> None:
-        headers = list(record.headers or ()) + [
-            ("dlq_reason", reason[:500].encode()),
-            ("dlq_group", self.group.encode()),
-            ("dlq_topic", record.topic.encode()),
-            ("dlq_partition", str(record.partition).encode()),
-            ("dlq_offset", str(record.offset).encode()),
-        ]
+        """Puts `record` on the group's dead-letter topic; never fails for size. A letter
+        larger than that topic takes (a record near its own topic's limit has no room for
+        the `dlq_*` headers) is bounded (`contracts.deadletters`), and so is one the
+        producer refused for good, then sent by a producer of its own. A broker that is
+        away is waited for, with backoff, an error log each time and the inbox stalled."""
+        topic = dead_letter_topic(self.group)
+        retried = self.retry_topic is not None and record.topic == self.retry_topic
+        letter = deadletters.letter(record, reason, self.group, retried=retried)
+        if self.letter_limit is None:  # looked up once; until then, the broker's default
+            self.letter_limit = await deadletters.max_message_bytes(self.bootstrap_servers, topic)
+        if letter.size() > deadletters.limit_for(self.letter_limit, self.producer):
+            letter = letter.bounded()
+        alone, attempt = False, 0
         while True:
             try:
-                await self.producer.send_and_wait(
-                    dead_letter_topic(self.group), record.value, key=record.key, headers=headers
-                )
+                if alone:
+                    await deadletters.send_alone(self.bootstrap_servers, topic, letter)
+                else:
+                    await self._send_letter(topic, letter)
                 break
-            except KafkaError:
-                await asyncio.sleep(1.0)
+            except (KafkaError, OSError, TimeoutError) as error:
+                if not alone and not deadletters.transient(error):
+                    log.error("inbox_dead_letter_refused", extra={
+                        "group": self.group, "topic": record.topic, "offset": record.offset,
+                        "error": type(error).__name__, "action": "sending it bounded, by a producer of its own"})
+                    letter, alone = letter.bounded(), True
+                    continue
+                attempt += 1
+                delay = backoff(attempt)
+                self._stall(f"dead-letter topic unavailable ({type(error).__name__})")
+                log.error("inbox_dead_letter_failed", extra={"group": self.group, "error": type(error).__name__,
+                                                             "attempt": attempt, "retry_in": delay})
+                await asyncio.sleep(delay)
+        self._progressing()
         log.warning("inbox_dead_lettered", extra={"group": self.group, "topic": record.topic,
-                                                  "offset": record.offset, "reason": reason[:200]})
+                                                  "offset": record.offset, "reason": reason[:200],
+                                                  "truncated": letter.truncated})
+
+    async def _send_letter(self, topic: str, letter: deadletters.Letter) -> None:
+        """Sends with the shared producer and waits, saying so every 30 s while it waits
+        (an idempotent producer retries by itself; sending again would only duplicate)."""
+        sent = await self.producer.send(topic, letter.value, key=letter.key, headers=letter.record_headers())
+        waited = 0
+        while True:
+            try:
+                await asyncio.wait_for(asyncio.shield(sent), 30)
+                return
+            except TimeoutError:
+                waited += 30
+                self._stall("dead-letter topic unavailable (no acknowledgement)")
+                log.error("inbox_dead_letter_waiting", extra={"group": self.group, "waited_s": waited})
+
+    def _stall(self, reason: str) -> None:
+        """Marks this inbox as unable to make progress; its process is not ready meanwhile."""
+        self.stalled = reason
+        if self.readiness is not None:
+            self.readiness.stalled(f"inbox {self.group}", reason)
+
+    def _progressing(self) -> None:
+        if self.stalled is not None:
+            log.warning("inbox_progressing_again", extra={"group": self.group, "was": self.stalled})
+            self.stalled = None
+            if self.readiness is not None:
+                self.readiness.progressing(f"inbox {self.group}")
 
 
 class _Offsets:
     """What was processed and not yet committed to the group. Committing after every
     batch cost a broker round trip per record at a trickle; the store's tracking says what
     was applied, so a late commit (or one a crash loses) only means records read again
-    and recognised by their offset, or ignored again."""
+    and recognised by their offset, or ignored again. Each commit carries the topic's id,
+    so a commit is only trusted on the incarnation of the topic it was made on."""
 
-    def __init__(self, consumer: AIOKafkaConsumer, every: float) -> None:
+    def __init__(self, consumer: AIOKafkaConsumer, every: float, incarnations: _Incarnations) -> None:
         self.consumer = consumer
         self.every = every
+        self.incarnations = incarnations
         self.pending: dict[TopicPartition, int] = {}
         self.last = time.monotonic()
 
     def done(self, tp: TopicPartition, next_offset: int) -> None:
         self.pending[tp] = next_offset
+
+    def forget(self, topic: str) -> None:
+        for tp in [tp for tp in self.pending if tp.topic == topic]:
+            del self.pending[tp]
 
     async def commit(self, partitions: Any = None, *, when_due: bool = False) -> None:
         """Commits the pending offsets (of `partitions` only, if given); with `when_due`,
@@ -200,16 +317,52 @@ class _Offsets:
         if when_due and time.monotonic() - self.last < self.every:
             return
         wanted = self.pending if partitions is None else set(partitions)
-        offsets = {tp: self.pending.pop(tp) for tp in list(self.pending) if tp in wanted}
+        offsets = {tp: OffsetAndMetadata(self.pending.pop(tp), self.incarnations.ids.get(tp.topic, ""))
+                   for tp in list(self.pending) if tp in wanted}
         if offsets:
             self.last = time.monotonic()
             await _commit(self.consumer, offsets)
 
 
+class _Incarnations:
+    """The incarnation of each consumed topic this inbox reads (`contracts.incarnation`),
+    and the name the target keeps its positions on it under."""
+
+    def __init__(self, target: Target) -> None:
+        self.target = target
+        self.ids: dict[str, str] = {}
+        self.names: dict[str, str] = {}
+        self.missing: set[str] = set()
+
+    def tracked(self, topic: str) -> str:
+        return self.names.get(topic, topic)
+
+    async def look(self, consumer: AIOKafkaConsumer, topics: Any) -> list[str]:
+        """Looks up the topics' ids; returns those whose incarnation changed since the
+        last look (a topic not there at the moment keeps what it had)."""
+        found = await topic_ids(consumer._client, topics)
+        missing = set(topics) - set(found)
+        if missing - self.missing:
+            log.warning("inbox_topic_missing", extra={"group": self.target.group, "topics": sorted(missing)})
+        self.missing = missing
+        changed = []
+        for topic, topic_id in sorted(found.items()):
+            if self.ids.get(topic) == topic_id:
+                continue
+            ordinal = await asyncio.to_thread(self.target.incarnation, topic, topic_id)
+            if topic in self.ids:
+                changed.append(topic)
+                log.warning("inbox_topic_recreated", extra={
+                    "group": self.target.group, "topic": topic, "previous_id": self.ids[topic],
+                    "topic_id": topic_id, "incarnation": ordinal, "action": "reading it from its start"})
+            self.ids[topic], self.names[topic] = topic_id, tracked(topic, ordinal)
+        return changed
+
+
 class _SeekToStore(ConsumerRebalanceListener):
-    """On assignment, resume after the store's tracking when it is ahead of the group's
-    committed offset (a crash after the store commit and before the Kafka commit). On
-    revocation, commit what was processed of the partitions going, while they are ours."""
+    """On assignment, resume where the store's tracking says, on the topic's incarnation
+    as it is now (`Inbox.resume`). On revocation, commit what was processed of the
+    partitions going, while they are ours."""
 
     def __init__(self, inbox: Inbox, consumer: AIOKafkaConsumer, offsets: _Offsets) -> None:
         self.inbox = inbox
@@ -217,19 +370,31 @@ class _SeekToStore(ConsumerRebalanceListener):
         self.offsets = offsets
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
+        self.inbox.resumed.difference_update(revoked)
         await self.offsets.commit(revoked)
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
-        for tp in assigned:
-            stored = await asyncio.to_thread(self.inbox.target.position, tp.topic, tp.partition)
-            committed = await self.consumer.committed(tp)
-            if stored is not None and (committed is None or committed <= stored):
-                self.consumer.seek(tp, stored + 1)
-        if assigned:
-            self.inbox.assigned.set()
+        if not assigned:
+            return
+        while True:  # until the store and the broker answer: nothing is read meanwhile
+            try:
+                changed = await self.inbox.incarnations.look(self.consumer, sorted({tp.topic for tp in assigned}))
+                for topic in changed:
+                    self.offsets.forget(topic)
+                for tp in assigned:
+                    await self.inbox.resume(self.consumer, tp)
+                    self.inbox.resumed.add(tp)
+                self.inbox._progressing()
+                break
+            except Exception as error:  # the store or broker away (or a bug): said, and tried again
+                log.error("inbox_cannot_resume", extra={"group": self.inbox.group, "error": type(error).__name__},
+                          exc_info=not isinstance(error, TRANSIENT))
+                self.inbox._stall(f"cannot resume ({type(error).__name__})")
+                await asyncio.sleep(1.0)
+        self.inbox.assigned.set()
 
 
-async def _commit(consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
+async def _commit(consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
     try:
         await consumer.commit(offsets)
     except (CommitFailedError, KafkaError) as error:  # the store's tracking still holds

@@ -11,15 +11,19 @@ import logging
 from typing import Any
 
 from aiokafka.errors import KafkaError
-from eventsourcing.persistence import InterfaceError, OperationalError
+from eventsourcing.persistence import IntegrityError, InterfaceError, OperationalError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from contracts.chain import IntegrityViolation
+
 log = logging.getLogger(__name__)
 
 MEDIA_TYPE = "application/problem+json"
+# Stored state that does not match its hash chain, seal or signed checkpoint (contracts.chain).
+INTEGRITY_VIOLATION = "urn:tweespoor:problem:integrity-violation"
 
 
 class Problem(Exception):
@@ -69,6 +73,23 @@ def install(app: FastAPI) -> None:
         log.warning("store_unavailable", extra={"error": type(exc).__name__})
         return problem_response(503, "Store unavailable", "Try again shortly.",
                                 headers={"Retry-After": "5"})
+
+    @app.exception_handler(IntegrityError)
+    async def _unretried_conflict(_: Request, exc: Exception) -> JSONResponse:
+        # Every command retries a version conflict (contracts.commands) and ends in a Busy
+        # problem; one that escaped the rule is still a 503 to retry, never a 500.
+        log.error("conflict_not_retried", extra={"error": type(exc).__name__})
+        return problem_response(503, "Busy", "The record changed while this was decided; try again.",
+                                headers={"Retry-After": "1"})
+
+    @app.exception_handler(IntegrityViolation)
+    async def _tampered(_: Request, exc: IntegrityViolation) -> JSONResponse:
+        # Logged where it was found (service, stream, version); never served, never built on.
+        return problem_response(503, "Integrity violation",
+                                "Stored state does not match its hash chain; it is not served and "
+                                "nothing is built on it. The service, stream and version were logged.",
+                                type=INTEGRITY_VIOLATION, service=exc.service, stream=exc.stream,
+                                version=exc.version)
 
     @app.exception_handler(KafkaError)
     async def _broker_down(_: Request, exc: Exception) -> JSONResponse:

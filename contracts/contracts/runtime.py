@@ -23,11 +23,15 @@ from typing import Any, Protocol
 import uvicorn
 from fastapi import FastAPI
 
-from contracts import kafka, tracing
+from contracts import kafka, limits, tracing
 from contracts.audit import install_audit
+from contracts.checkpoints import Checkpointer
+from contracts.health import readiness
 from contracts.inbox import Inbox
 from contracts.outbox import OutboxRelay, Translate
 from contracts.processing import ProcessingLog
+from contracts.service import ChainedEventStore
+from contracts.topics import retry_topic
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +73,7 @@ class Store(Protocol):
 
     def position(self, topic: str, partition: int) -> int | None: ...
     def apply(self, cloud_event: Any, topic: str, partition: int, offset: int) -> Any: ...
+    def incarnation(self, topic: str, topic_id: str) -> int: ...
     def close(self) -> None: ...
 
 
@@ -97,6 +102,8 @@ class Service:
         if self.audit_credentials is not None and self.translate is not None:
             install_audit(self.api, self.app, self.translate, system, self.audit_credentials,
                           self.processing_log)
+        # The caller checked before the body is read, and bodies capped (<SERVICE>_MAX_BODY_BYTES).
+        limits.install(self.api, max_body_bytes=limits.max_body_bytes(self.settings.service))
         tracing.install(self.api, system=system, processing_log=self.processing_log)
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -113,10 +120,17 @@ class Service:
         if self.consumes_from:
             inbox = Inbox(bootstrap_servers=bootstrap, topics=self.consumes_from,
                           target=self.app, producer=producer,
-                          processing_log=self.processing_log, system=f"tweespoor-{name}")
+                          processing_log=self.processing_log, system=f"tweespoor-{name}",
+                          retry_topic=retry_topic(self.app.group), readiness=readiness(self.api))
             workers.append(asyncio.create_task(inbox.run(), name="inbox"))
         for job in self.background:
             workers.append(asyncio.create_task(job(), name=getattr(job, "__name__", "job")))
+        if isinstance(getattr(self.app, "events", None), ChainedEventStore):
+            # The heads of the store's hash chains, signed and published outside the store at
+            # least every TWEESPOOR_CHECKPOINT_SECONDS (60); loads and the audit compare with them.
+            checkpointer = Checkpointer.from_env(self.app, service=name, bootstrap_servers=bootstrap,
+                                                 producer=producer)
+            workers.append(asyncio.create_task(checkpointer.run(), name="checkpoints"))
         server = _Server(uvicorn.Config(self.api, host=self.settings.host, port=self.settings.port,
                                         log_config=None, access_log=False))
         http = asyncio.create_task(server.serve(), name="http")

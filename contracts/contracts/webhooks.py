@@ -81,6 +81,7 @@ def verified_webhook(credentials: Credentials):
         payload = verify(principal.webhook_secret, body, dict(request.headers))
         return WebhookMessage(principal, request.headers["webhook-id"], body, payload)
 
+    dependency.tweespoor_signed = True  # type: ignore[attr-defined]  # contracts.limits: signed route
     return dependency
 
 

@@ -70,9 +70,20 @@ def cmd_dlq(args: argparse.Namespace) -> int:
     if args.action == "list":
         for letter in asyncio.run(list_dead_letters(bootstrap, args.group)):
             print(f"{letter.offset}\t{letter.topic}:{letter.partition}@{letter.original_offset}\t"
-                  f"{letter.type or '-'}\t{letter.reason}")
-    else:
-        print(f"re-drove {asyncio.run(redrive(bootstrap, args.group))} dead letters of {args.group}")
+                  f"{letter.type or '-'}\tattempts={letter.attempts}{' truncated' if letter.truncated else ''}"
+                  f"\t{letter.reason}")
+        return 0
+    done = asyncio.run(redrive(bootstrap, args.group, max_attempts=args.max_attempts, force=args.force,
+                               offsets=args.offset or None))
+    print(f"re-drove {len(done.redriven)} dead letters of {args.group} to its retry topic")
+    if done.skipped:
+        print(f"skipped {len(done.skipped)} re-driven before: {done.skipped}")
+    if done.missing:
+        print(f"could not re-drive {len(done.missing)} truncated letters, their originals are gone: {done.missing}")
+    if done.refused:
+        print(f"refused {len(done.refused)} that failed again after {args.max_attempts} re-drives: {done.refused}; "
+              f"re-drive them with --force --offset N once their cause is fixed", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -130,6 +141,11 @@ def build_parser() -> argparse.ArgumentParser:
     d = groups.add_parser("dlq", help="a consumer group's dead letters (KAFKA_BOOTSTRAP_SERVERS)")
     d.add_argument("action", choices=("list", "redrive"))
     d.add_argument("--group", required=True, choices=("intake", "trajectory", "coaching", "reporting"))
+    d.add_argument("--max-attempts", type=int, default=3,
+                   help="refuse letters that failed again after this many re-drives (default 3)")
+    d.add_argument("--force", action="store_true", help="re-drive refused letters too")
+    d.add_argument("--offset", type=int, action="append",
+                   help="re-drive only the letter at this dead-letter offset (repeatable)")
     d.set_defaults(func=cmd_dlq)
 
     c = groups.add_parser("chromium", help="Debian's Chromium, for the dashboard's browser test")

@@ -42,13 +42,19 @@ class Target:
         self.applied.append(offset)
         return Outcome.APPLIED
 
+    def incarnation(self, topic: str, topic_id: str) -> int:
+        return 1
+
 
 class DeadLetters:
     def __init__(self) -> None:
         self.reasons: list[str] = []
 
-    async def send_and_wait(self, topic: str, value: Any, *, key: Any, headers: Any) -> None:
+    async def send(self, topic: str, value: Any, *, key: Any, headers: Any) -> asyncio.Future[None]:
         self.reasons.append(dict(headers)["dlq_reason"].decode())
+        sent: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        sent.set_result(None)
+        return sent
 
 
 def record(data: Any, offset: int, *, value: bytes | None = None) -> SimpleNamespace:
@@ -71,7 +77,9 @@ def opened() -> TrajectoryOpened:
 
 
 def inbox(target: Target, dead: DeadLetters) -> Inbox:
-    return Inbox(bootstrap_servers="unused:9092", topics=[TOPIC], target=target, producer=dead)  # type: ignore[arg-type]
+    inbox = Inbox(bootstrap_servers="unused:9092", topics=[TOPIC], target=target, producer=dead)  # type: ignore[arg-type]
+    inbox.letter_limit = 1_048_588  # the broker's default, without asking a broker
+    return inbox
 
 
 async def test_a_type_the_target_does_not_consume_is_ignored_without_the_store():

@@ -388,6 +388,8 @@ def _check(f: dict[str, Any], e: dict[str, Any], who: str) -> None:
         "median_days": t["median_days"], "volumes": t["volumes_by_programme"],
     }
     assert got == {k: e[k] for k in got}, who
+    assert got["open"] + got["placed"] + got["closed"] == got["opened"], who  # the figures add up
+    assert sum(got["closed_by_reason"].values()) == got["closed"], who
     assert {v["programme"]: (v["opened"], v["contracted_yearly"]) for v in f["volumes"]} \
         == {p: (n, e["contracted"][p][0]) for p, n in e["volumes"].items()}, who
     per_discipline: dict[str, int] = {}

@@ -245,7 +245,7 @@ def expected_figures(year: list[Referral], municipalities: list[str]) -> dict[st
     mine = [r for r in year if r.municipality in municipalities]
     eligible = [r for r in mine if r.eligible]
     placed = [r for r in eligible if r.outcome and r.outcome[0] == "placed"]
-    closed = [r for r in eligible if r.outcome]
+    closed = [r for r in eligible if r.outcome and r.outcome[0] != "placed"]
     coached = [r.coaching for r in placed if r.coaching]
     kept = [c for c in coached if c.lost_on is None]
     data = tender()
@@ -271,9 +271,10 @@ def expected_figures(year: list[Referral], municipalities: list[str]) -> dict[st
         "rejections_by_reason": dict(sorted(Counter(x for r in mine for x in r.reasons).items())),
         "opened": len(eligible),
         "placed": len(placed),
-        "closed": len(closed),  # a placement closes the trajectory too (reason "placed")
+        # Each opened trajectory is open, placed or closed (ended otherwise): they add up.
+        "closed": len(closed),
         "closed_by_reason": dict(sorted(Counter(r.outcome[0] for r in closed).items())),
-        "open": len(eligible) - len(closed),
+        "open": len(eligible) - len(placed) - len(closed),
         "outflow_share": round(len(placed) / len(eligible), 4) if eligible else None,
         "median_days": {
             "referral_to_contract": _median([(r.contract_on - r.referred_on).days for r in eligible if r.contract_on]),

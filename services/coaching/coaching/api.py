@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 from fastapi import Depends, FastAPI, Header, Path, Response
 
 from contracts import problems
+from contracts.health import health as ready
 from contracts.access import Credentials, Principal
 from contracts.actors import acting
 from contracts.idempotency import fingerprint
@@ -128,7 +129,7 @@ def create_api(app: CoachingApplication, credentials: Credentials) -> FastAPI:
 
     @api.get("/health")
     def health() -> dict[str, str]:
-        return {"status": "ok"}
+        return ready(api)  # 503 problem+json while a consumer cannot make progress
 
     add_provider_routes(api, app, credentials)
     return api

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from eventsourcing.application import AggregateNotFoundError, ProcessingEvent
-from eventsourcing.persistence import IntegrityError
 from eventsourcing.utils import get_topic
 
+from contracts.commands import Busy, retry_on_conflict
 from contracts.envelope import Attributes
 from contracts.events import Event, PlacedInJob, ProviderAssigned, TrajectoryOpened
 from contracts.idempotency import IdempotencyRecord, replay
@@ -30,9 +30,9 @@ from coaching.policy import Policies
 from coaching.schedule import schedule_for
 from coaching.views import PlanSummary, describe, overdue_items, summarise
 
-# How often a command is decided again when another writer (the scheduler, the inbox, a
-# second request) changed the same plan in between: optimistic concurrency, not locks.
-RETRIES = 5
+# A command is decided again when another writer (the scheduler, the inbox, a second
+# request) changed the same plan in between: optimistic concurrency, not locks, by the
+# rule every service follows (`contracts.commands`).
 MAX_DAYS_AHEAD = 92  # a new job may be recorded before it starts, but not months ahead
 
 Visible = Callable[[PlanSummary], bool]
@@ -173,7 +173,7 @@ class CoachingApplication(ServiceApplication):
 
     def _change(self, plan_id: uuid.UUID, command: Callable[[CoachingPlan], dict[str, Any]],
                 keyed: Keyed | None, status: int) -> tuple[int, dict[str, Any]]:
-        for _ in range(RETRIES):
+        def attempt() -> tuple[int, dict[str, Any]]:
             if keyed and (first := replay(self, keyed.scope, keyed.key, keyed.request)):
                 return first
             plan = self._plan(plan_id)
@@ -186,13 +186,10 @@ class CoachingApplication(ServiceApplication):
                               errors=[{"field": invalid.field, "reason": invalid.reason}]) from None
             publishable(plan.pending_events)
             records = [IdempotencyRecord(keyed.scope, keyed.key, keyed.request, status, body)] if keyed else []
-            try:
-                self.save(plan, *records)
-            except IntegrityError:
-                continue  # another writer came first: decide again on what it recorded
+            self.save(plan, *records)
             return status, body
-        raise Problem(503, "Plan busy", "The plan kept changing; try again.",
-                      headers={"Retry-After": "1"})
+
+        return retry_on_conflict(attempt, what="plan")
 
     # --- time -------------------------------------------------------------------------
 
@@ -204,18 +201,18 @@ class CoachingApplication(ServiceApplication):
         Run twice, or by two processes at once, it records each due event once: both
         read the same version, the store takes the first to write the next one, and the
         other finds, on looking again, that nothing is left to do."""
-        for _ in range(RETRIES):
+        def attempt() -> int:
             plan = self._plan(plan_id)
             emitted = plan.act_until(today)
-            if not emitted:
-                return 0
-            publishable(plan.pending_events)
-            try:
+            if emitted:
+                publishable(plan.pending_events)
                 self.save(plan)
-            except IntegrityError:
-                continue
             return emitted
-        return 0  # still contended: the next run will see what is left
+
+        try:
+            return retry_on_conflict(attempt, what="plan")
+        except Busy:
+            return 0  # still contended: the next run will see what is left
 
     # --- queries ----------------------------------------------------------------------
 

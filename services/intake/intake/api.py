@@ -16,6 +16,7 @@ from fastapi import Depends, FastAPI, Header, Response
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from contracts import problems
+from contracts.health import health as ready
 from contracts.access import Credentials, Principal, require
 from contracts.actors import acting
 from contracts.events import BenefitSituation, Programme
@@ -219,6 +220,6 @@ def create_api(app: IntakeApplication, credentials: Credentials) -> FastAPI:
 
     @api.get("/health")
     def health() -> dict[str, str]:
-        return {"status": "ok"}
+        return ready(api)  # 503 problem+json while a consumer cannot make progress
 
     return api

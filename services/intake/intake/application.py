@@ -17,6 +17,7 @@ from eventsourcing.persistence import IntegrityError
 from eventsourcing.utils import get_topic
 
 from contracts.access import Principal
+from contracts.commands import retries_on_conflict
 from contracts.envelope import Attributes
 from contracts.events import (
     ClientReferred, DestinationUnknown, Event, JobOfferAccepted, JobOfferMade, JobOfferRefused,
@@ -91,17 +92,16 @@ class IntakeApplication(ServiceApplication):
 
     # --- referrals ---------------------------------------------------------------------
 
+    # Every command below that saves runs by the one rule of `contracts.commands`: decided
+    # again on a version conflict (a concurrent request, the inbox, the timer), 503 Busy
+    # when it keeps losing, never a 500.
+
+    @retries_on_conflict("referral")
     def refer(self, referral: ReferralInput, keyed: Keyed | None = None) -> tuple[int, dict[str, Any]]:
         """Records a referral and decides on it; (201, summary), or the first answer again."""
-        for attempt in range(3):
-            if keyed and (first := replay(self, keyed.scope, keyed.key, keyed.request)):
-                return first
-            try:
-                return self._refer(referral, keyed)
-            except IntegrityError:  # a concurrent request won the race: look again
-                if attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
+        if keyed and (first := replay(self, keyed.scope, keyed.key, keyed.request)):
+            return first  # also what a request that lost to its own twin finds on retrying
+        return self._refer(referral, keyed)
 
     def _refer(self, given: ReferralInput, keyed: Keyed | None) -> tuple[int, dict[str, Any]]:
         client_id = client_pseudonym(given.person.bsn, self.config.pseudonym_key)
@@ -161,6 +161,7 @@ class IntakeApplication(ServiceApplication):
     def referral(self, referral_id: uuid.UUID, caller: Principal) -> dict[str, Any]:
         return self._summary(self._referral_for(referral_id, caller))
 
+    @retries_on_conflict("referral")
     def withdraw(self, referral_id: uuid.UUID, caller: Principal, *, withdrawn_on: dt.date,
                  reason: str) -> dict[str, Any]:
         referral = self._referral_for(referral_id, caller)
@@ -225,6 +226,7 @@ class IntakeApplication(ServiceApplication):
         referral = self._referral_for(referral_id, caller)
         return self.erase(referral.client_id, reason=reason)
 
+    @retries_on_conflict("client file")
     def erase(self, client_id: uuid.UUID, *, reason: str) -> dict[str, Any]:
         """Records the erasure, then deletes the person's key (again, if a crash came
         between the two: the record is what makes it happen)."""
@@ -273,6 +275,7 @@ class IntakeApplication(ServiceApplication):
 
     # --- LBU: a job instead of a benefit ------------------------------------------------
 
+    @retries_on_conflict("job offer")
     def offer_job(self, person: Person, *, municipality: str, offered_on: dt.date,
                   caseworker_id: str, keyed: Keyed | None = None) -> tuple[int, dict[str, Any]]:
         if keyed and (first := replay(self, keyed.scope, keyed.key, keyed.request)):
@@ -285,17 +288,13 @@ class IntakeApplication(ServiceApplication):
         body = self._offer_summary(offer)
         extra = [IdempotencyRecord(keyed.scope, keyed.key, keyed.request, 201, body)] if keyed else []
         extra.append(self._filed(client_id, offer.id, offer.trajectory_id, municipality, "lbu"))
-        try:
-            self.save(offer, *extra)
-        except IntegrityError:
-            if keyed and (first := replay(self, keyed.scope, keyed.key, keyed.request)):
-                return first
-            raise
+        self.save(offer, *extra)
         return 201, body
 
     def job_offer(self, offer_id: uuid.UUID, caller: Principal) -> dict[str, Any]:
         return self._offer_summary(self._offer_for(offer_id, caller))
 
+    @retries_on_conflict("job offer")
     def accept_offer(self, offer_id: uuid.UUID, caller: Principal, *, accepted_on: dt.date,
                      contract_starts_on: dt.date) -> dict[str, Any]:
         """The applicant takes the job: a Focus2Move trajectory starts at WNK."""
@@ -316,6 +315,7 @@ class IntakeApplication(ServiceApplication):
                                                      offer.municipality, "focus2move"))
         return self._offer_summary(offer)
 
+    @retries_on_conflict("job offer")
     def refuse_offer(self, offer_id: uuid.UUID, caller: Principal, *, refused_on: dt.date) -> dict[str, Any]:
         offer = self._offer_for(offer_id, caller)
         with _conflict(offer):
@@ -325,6 +325,7 @@ class IntakeApplication(ServiceApplication):
         self.save(offer, watchlist)
         return self._offer_summary(offer)
 
+    @retries_on_conflict("job offer")
     def record_return(self, offer_id: uuid.UUID, caller: Principal, *, returned_on: dt.date) -> dict[str, Any]:
         """The applicant came back for a benefit (before or after the deadline)."""
         offer = self._offer_for(offer_id, caller)

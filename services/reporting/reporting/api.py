@@ -12,6 +12,7 @@ from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import PlainTextResponse
 
 from contracts import problems, tracing
+from contracts.health import health as ready
 from contracts.access import Credentials, Principal, require
 from contracts.municipalities import MUNICIPALITIES, Municipality
 from contracts.problems import Problem
@@ -88,7 +89,13 @@ def create_api(store: ReportingStore, credentials: Credentials, *, intake_url: s
         against the contracted yearly volumes, budget used against the budget (with its
         ESF-3 and WWB shares), coaching retention, the six-month result, overdue check-ins,
         the LBU cohort, results per provider. Volumes and budgets come from the tender's
-        reference data that the trajectory service publishes."""
+        reference data that the trajectory service publishes.
+
+        The trajectory figures add up: every trajectory opened is in exactly one of
+        `open`, `placed` (it ended in a regular job) or `closed` (it ended otherwise), so
+        `opened = open + placed + closed` and `closed = sum(closed_by_reason)`; a
+        placement is counted once, as placed, never as closed too (`closed_by_reason` has
+        no `placed`). Per provider, likewise, `placed + closed <= assigned`."""
         return figures_for(caller, municipality, narrowing)
 
     @api.get("/event-counts", responses=ERRORS)
@@ -133,7 +140,7 @@ def create_api(store: ReportingStore, credentials: Credentials, *, intake_url: s
 
     @api.get("/health")
     def health() -> dict[str, str]:
-        return {"status": "ok"}
+        return ready(api)  # 503 problem+json while a consumer cannot make progress
 
     install_dashboard(api, store, credentials, today)
     install_audit_routes(api, store, credentials, bootstrap_servers, service_urls or {})
@@ -159,7 +166,11 @@ def install_audit_routes(api: FastAPI, store: ReportingStore, credentials: Crede
         if source == "kafka":
             if not bootstrap_servers:
                 raise Problem(503, "Kafka not configured", headers={"Retry-After": "60"})
-            return await audit.from_kafka(bootstrap_servers, audit.positions_of(doc))
+            try:
+                return await audit.from_kafka(bootstrap_servers, audit.positions_of(doc), str(trajectory_id).encode())
+            except LookupError as error:
+                raise Problem(409, "Not on Kafka where indexed", f"{error}: the topics changed since reporting "
+                              "indexed them; `tweespoor-reporting rebuild` indexes them as they are now") from None
         events = []
         span = tracing.current()  # the auditor's read continues into each service's log
         traced = {"traceparent": span.traceparent} if span else {}

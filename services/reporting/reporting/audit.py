@@ -42,8 +42,10 @@ def ordered(events: list[CloudEvent]) -> list[CloudEvent]:
                                          e.attributes.id))
 
 
-async def from_kafka(bootstrap: str, positions: list[tuple[str, int, int]]) -> list[CloudEvent]:
-    """Exactly the records named, one seek each."""
+async def from_kafka(bootstrap: str, positions: list[tuple[str, int, int]],
+                     key: bytes | None = None) -> list[CloudEvent]:
+    """Exactly the records named, one seek each; with `key`, each must be the trajectory's
+    (a topic created again since it was indexed holds other records at those offsets)."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
                                 isolation_level="read_committed")
     await consumer.start()
@@ -62,6 +64,8 @@ async def from_kafka(bootstrap: str, positions: list[tuple[str, int, int]]) -> l
             if not batch or batch[0].offset != offset:
                 raise LookupError(f"{topic}/{partition}/{offset} is no longer on Kafka")
             record = batch[0]
+            if key is not None and record.key != key:
+                raise LookupError(f"{topic}/{partition}/{offset} holds another trajectory's record")
             events.append(from_record(record.key, record.value, list(record.headers)))
         return ordered(events)
     finally:
@@ -69,10 +73,12 @@ async def from_kafka(bootstrap: str, positions: list[tuple[str, int, int]]) -> l
 
 
 def positions_of(doc: Doc) -> list[tuple[str, int, int]]:
+    """Where the document's events are on Kafka (positions on a later incarnation of a
+    topic are logged as `<topic>#<n>`, contracts.incarnation: the topic is the same name)."""
     out = []
     for position in doc.get("log", {}):
         topic, partition, offset = position.rsplit("/", 2)
-        out.append((topic, int(partition), int(offset)))
+        out.append((topic.split("#", 1)[0], int(partition), int(offset)))
     return out
 
 

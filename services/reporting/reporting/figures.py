@@ -56,15 +56,30 @@ def _median(values: list[int]) -> float | None:
     return statistics.median(values) if values else None
 
 
+def outcome(doc: Doc) -> str:
+    """Where an opened trajectory stands: "open", "placed" (it ended in a regular job) or
+    "closed" (it ended otherwise) -- exactly one, so that the three add up to the
+    trajectories opened. A placement arrives as PlacedInJob and then TrajectoryClosed with
+    reason "placed": it is placed, once, not closed too. A placed trajectory that was
+    reopened and then closed for another reason counts as closed."""
+    closing = doc.get("closed")
+    if closing and closing.get("reason") != "placed":
+        return "closed"
+    if doc.get("placement") or closing:
+        return "placed"
+    return "open"
+
+
 def trajectory_figures(docs: list[Doc], filters: Filters = Filters()) -> dict[str, Any]:
     docs = [d for d in docs if filters.admits(d)]
     referred = [d for d in docs if d.get("referral", {}).get("status") != "rejected"
                 and (d.get("referred_on") or d.get("opened_on"))]
     rejected = [d for d in docs if d.get("referral", {}).get("status") == "rejected"]
     opened = [d for d in docs if d.get("opened_on")]
-    placed = [d for d in opened if d.get("placement")]
-    closed = [d for d in opened if d.get("closed")]
-    open_ = [d for d in opened if not d.get("closed") and not d.get("placement")]
+    # Each opened trajectory is in one of three outcomes: opened = open + placed + closed.
+    placed = [d for d in opened if outcome(d) == "placed"]
+    closed = [d for d in opened if outcome(d) == "closed"]
+    open_ = [d for d in opened if outcome(d) == "open"]
     waiting = [d for d in opened if _waiting_for(d)]
     to_contract = [x for d in opened if (x := _days(d.get("referred_on"), d.get("contract", {}).get("starts_on"))) is not None]
     to_placement = [x for d in placed if (x := _days(d.get("referred_on"), d["placement"]["starts_on"])) is not None]
@@ -249,8 +264,9 @@ def lbu_figures(offers: list[Doc], filters: Filters = Filters()) -> dict[str, An
 
 def provider_results(docs: list[Doc], filters: Filters = Filters(),
                      tender: Sequence[Doc] = ()) -> list[dict[str, Any]]:
-    """Per provider and discipline: trajectories assigned, placed, closed, and what their
-    assignments commit at the contract's tariff (None where no contract names one)."""
+    """Per provider and discipline: trajectories assigned, placed, closed (ended other
+    than in a job; a placement is not counted as closed too), and what their assignments
+    commit at the contract's tariff (None where no contract names one)."""
     tariffs = {(c["provider"], c["programme"], c["discipline"]): c["tariff_eur"]
                for c in _tender(tender, "contract")}
     rows: dict[tuple[str, str], Counter[str]] = {}
@@ -264,8 +280,7 @@ def provider_results(docs: list[Doc], filters: Filters = Filters(),
             key = (assignment["provider"], discipline)
             counts = rows.setdefault(key, Counter())
             counts["assigned"] += 1
-            counts["placed"] += bool(doc.get("placement"))
-            counts["closed"] += bool(doc.get("closed"))
+            counts[outcome(doc)] += 1  # placed and closed never overlap, as in the figures
             counts["coaching_retained"] += bool(doc.get("coaching", {}).get("completed", {}).get("employed_at_end"))
             committed.setdefault(key, 0)
         for day_discipline, provider in doc.get("commitments", {}).items():

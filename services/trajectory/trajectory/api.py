@@ -15,6 +15,7 @@ from fastapi import Depends, FastAPI, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from contracts import problems
+from contracts.health import health as ready
 from contracts.access import Credentials, Principal, authenticated
 from contracts.actors import acting
 from contracts.municipalities import Municipality
@@ -145,7 +146,7 @@ def create_api(app: TrajectoryApplication, credentials: Credentials) -> FastAPI:
 
     @api.get("/health")
     def health() -> dict[str, str]:
-        return {"status": "ok"}
+        return ready(api)  # 503 problem+json while a consumer cannot make progress
 
     return api
 

@@ -7,7 +7,8 @@
 - `notifying`: providers' subscriptions and the webhook deliveries to them.
 
 Methods take ids and primitives and return plain dicts, never aggregates. Writes run
-under one lock per process and again on a version conflict with another process.
+under one lock per process and again on a version conflict with another process, by the
+rule every service follows (`contracts.commands`).
 """
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from eventsourcing.application import AggregateNotFoundError, ProcessingEvent
-from eventsourcing.persistence import IntegrityError
 
 from contracts.access import Principal
+from contracts.commands import retry_on_conflict
 from contracts.envelope import Attributes, CloudEvent
 from contracts.events import (
     ClientReferred, Event, ReferralWithdrawn, TrajectoryReopenRequested,
@@ -50,7 +51,6 @@ T = TypeVar("T")
 # Why intake withdrew a referral, as the reason its trajectory closes.
 WITHDRAWAL_REASONS = {"client-request": "dropped-out", "moved-away": "moved-away",
                       "back-on-benefit": "back-on-benefit", "error": "other", "other": "other"}
-ATTEMPTS = 5  # a write that keeps losing to other processes gives up after this many
 
 
 def utc_now() -> dt.datetime:
@@ -98,17 +98,11 @@ class TrajectoryApplication(TenderUseCases, AssignmentDesk, Notifications, Servi
     def today(self) -> dt.date:
         return self.clock().date()
 
-    def write(self, command: Callable[[], T]) -> T:
+    def write(self, command: Callable[[], T], what: str = "trajectory") -> T:
         """Runs a command under the write lock; on a version conflict with another process
-        it runs again on fresh state (the command reloads what it changes)."""
-        for attempt in range(ATTEMPTS):
-            with self.writes:
-                try:
-                    return command()
-                except IntegrityError:
-                    if attempt == ATTEMPTS - 1:
-                        raise
-        raise AssertionError("unreachable")
+        it runs again on fresh state (the command reloads what it changes), and answers
+        503 Busy if it keeps losing (`contracts.commands`)."""
+        return retry_on_conflict(command, what=what, lock=self.writes)
 
     # --- what the service consumes ------------------------------------------------------
 
