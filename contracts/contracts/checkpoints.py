@@ -15,8 +15,9 @@ audit topic (`tweespoor.audit.checkpoints.v1`, kept forever):
      "key": <public key>}                                      # + "signature" beside it
 
 - **Incremental.** A checkpoint covers the notifications recorded since the one before
-  (at most `BATCH` each; a quiet minute gives a heartbeat with no heads), so a store of a
-  million events costs what was recorded in the last minute, not a million hashes.
+  (at most `BATCH` each; a quiet store gives a heartbeat with no heads once an hour), so
+  a store of a million events costs what was recorded in the last minute, not a million
+  hashes.
 - **The log hash** chains every notification (id, stream, version, own hash) in order:
   two checkpoints at the same position with different log hashes, or a store whose
   notifications no longer give a signed log hash (`verify_log`), show a whole stream or
@@ -62,6 +63,10 @@ log = logging.getLogger(__name__)
 VERSION = 1
 BATCH = 1000  # notifications per checkpoint at most: a record stays far below Kafka's 1 MB
 DEFAULT_INTERVAL = 60.0
+# A store with nothing new keeps its last checkpoint, which still holds every head; only
+# this often does it say so with a heartbeat. One a minute would be half a million records
+# a year per service, each read again by every service at start.
+DEFAULT_HEARTBEAT = 3600.0
 
 
 # --- keys -------------------------------------------------------------------------------
@@ -252,9 +257,10 @@ class Checkpointer:
 
     def __init__(self, app: Any, *, service: str, bootstrap_servers: str, producer: Any,
                  seed: bytes, trusted: Iterable[str] = (), topic: str = CHECKPOINTS,
-                 interval: float = DEFAULT_INTERVAL) -> None:
+                 interval: float = DEFAULT_INTERVAL, heartbeat: float = DEFAULT_HEARTBEAT) -> None:
         self.app, self.service, self.bootstrap_servers = app, service, bootstrap_servers
         self.producer, self.seed, self.topic, self.interval = producer, seed, topic, interval
+        self.heartbeat = max(heartbeat, interval)
         self.key = public_key(seed)
         self.trusted = frozenset([self.key, *trusted])
         self.index = CheckpointIndex(service)
@@ -266,8 +272,9 @@ class Checkpointer:
         store_env = dict(getattr(app, "env", {}) or {})
         seed = load_key(service, {**store_env, **env})
         interval = float(env.get("TWEESPOOR_CHECKPOINT_SECONDS", DEFAULT_INTERVAL))
+        heartbeat = float(env.get("TWEESPOOR_CHECKPOINT_HEARTBEAT_SECONDS", DEFAULT_HEARTBEAT))
         return cls(app, service=service, bootstrap_servers=bootstrap_servers, producer=producer, seed=seed,
-                   trusted=trusted_keys(seed, env), interval=interval, **kwargs)
+                   trusted=trusted_keys(seed, env), interval=interval, heartbeat=heartbeat, **kwargs)
 
     async def run(self) -> None:
         while True:
@@ -299,10 +306,12 @@ class Checkpointer:
                 await self._read(consumer, 500)
             self.index.caught_up = True
             loop = asyncio.get_running_loop()
-            due = loop.time()
+            due, last = loop.time(), -self.heartbeat
             while True:
                 if loop.time() >= due:
-                    await self.publish()
+                    if loop.time() - last >= self.heartbeat or await asyncio.to_thread(self.behind):
+                        await self.publish()
+                        last = loop.time()
                     due = loop.time() + self.interval
                 await self._read(consumer, max(10, int(min(due - loop.time(), 1.0) * 1000)))
         finally:
@@ -322,6 +331,10 @@ class Checkpointer:
                         log.warning("checkpoint_untrusted", extra={"service": self.service, "offset": record.offset})
                     continue
                 self.index.observe(body)
+
+    def behind(self) -> bool:
+        """Whether the store holds notifications no checkpoint covers yet."""
+        return (self.app.recorder.max_notification_id() or 0) > self.index.position()[0]
 
     async def publish(self) -> int:
         """Signs and publishes what was recorded since the last signed position (a

@@ -73,7 +73,7 @@ async def world(database_url, tmp_path, bootstrap):
 
     def checkpointer(**kwargs) -> Checkpointer:
         made = Checkpointer(app, service="trajectory", bootstrap_servers=bootstrap, producer=producer,
-                            seed=SEED, topic=topic, interval=0.2, **kwargs)
+                            seed=SEED, topic=topic, **{"interval": 0.2, "heartbeat": 0.2, **kwargs})
         started.append(asyncio.create_task(made.run()))
         return made
 

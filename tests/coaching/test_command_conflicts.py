@@ -7,7 +7,6 @@ Retry-After — by the one rule of `contracts.commands`."""
 from __future__ import annotations
 
 import datetime as dt
-import threading
 from typing import Any
 
 import pytest
@@ -19,27 +18,11 @@ from contracts.problems import Problem
 from contracts.service import Outcome, store_env
 from contracts.topics import TRAJECTORY_EVENTS
 from services.coaching.tests.support import Clock, Feed, Trajectory
-from tests.support.racing import always_conflicting, race
+from tests.support.racing import at_once, always_conflicting, race
 
 STARTS = dt.date(2027, 1, 4)
 TODAY = dt.date(2028, 2, 1)  # the whole coaching year is behind us
 
-
-def at_once(*calls: Any) -> list[Any]:
-    results: list[Any] = [None] * len(calls)
-
-    def run(i: int, call: Any) -> None:
-        try:
-            results[i] = call()
-        except Exception as error:  # noqa: BLE001 - the test looks at it
-            results[i] = error
-
-    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
-    return results
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import threading
 import uuid
 from typing import Any
 
@@ -33,7 +32,7 @@ from intake.application import IntakeApplication, IntakeConfig, ReferralInput
 from intake.domain import ClientFile
 from intake.privacy import Person
 from tests.support.kafka_tools import fresh_topics
-from tests.support.racing import always_conflicting, kinds, race, served
+from tests.support.racing import at_once, always_conflicting, kinds, race, served
 
 ALKMAAR = Principal(id="alkmaar-case-system", kind="municipality",
                     scopes=frozenset({"referrals:read", "referrals:write"}), municipality="alkmaar")
@@ -58,23 +57,6 @@ def referral(person: Person = PEOPLE[0]) -> ReferralInput:
 def stored_kinds(app: IntakeApplication, aggregate_id: Any) -> list[str]:
     return [type(e).__qualname__ for e in app.events.get(uuid.UUID(str(aggregate_id)))]
 
-
-def at_once(*calls: Any) -> list[Any]:
-    """Runs each call in its own thread; their results, or the exceptions they raised."""
-    results: list[Any] = [None] * len(calls)
-
-    def run(i: int, call: Any) -> None:
-        try:
-            results[i] = call()
-        except Exception as error:  # noqa: BLE001 - the test looks at it
-            results[i] = error
-
-    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(90)
-    return results
 
 
 @pytest.fixture

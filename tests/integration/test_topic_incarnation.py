@@ -85,6 +85,15 @@ def opened_events(world) -> int:
                for n in world.trajectory.recorder.select_notifications(1, 10_000))
 
 
+async def until_opened(world, ids, inbox: asyncio.Task) -> None:
+    """Waits until every trajectory is open, then stops the inbox."""
+    try:
+        await eventually(lambda: opened(world, ids), timeout=60)
+    finally:
+        inbox.cancel()
+        await asyncio.gather(inbox, return_exceptions=True)
+
+
 async def relay_all(world) -> None:
     while await world.relay.relay_once() or world.relay.position() < world.intake.recorder.max_notification_id():
         await asyncio.sleep(0.05)
@@ -124,11 +133,7 @@ async def test_a_topic_created_again_is_read_from_its_start(world, bootstrap, co
     await relay_all(world)
     if consumer == "restarted":
         task = asyncio.create_task(world.inbox().run())
-    try:
-        await eventually(lambda: opened(world, first + then), timeout=60)
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+    await until_opened(world, first + then, task)
     assert opened_events(world) == len(first + then)
     # The relay published its whole log onto the new topic: the audit trail is whole again.
     assert (await topic_ids(world.producer.client, [world.topic]))[world.topic] != old_id
@@ -154,12 +159,7 @@ async def test_a_store_of_the_previous_release_resumes_where_it_was(world, boots
 
     then = [world.refer() for _ in range(3)]
     await relay_all(world)
-    task = asyncio.create_task(world.inbox().run())
-    try:
-        await eventually(lambda: opened(world, first + then), timeout=60)
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+    await until_opened(world, first + then, asyncio.create_task(world.inbox().run()))
     # The plain names were adopted as the first incarnation's: no second one was begun,
     # and every position moved on from where the previous release had left it.
     assert world.trajectory.recorder.max_tracking_id(f"incarnations:{world.group}:{world.topic}") == 1

@@ -82,3 +82,21 @@ def served(api: Any) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+def at_once(*calls: Any, timeout: float = 120) -> list[Any]:
+    """Runs each call in its own thread; their results, or the exceptions they raised."""
+    results: list[Any] = [None] * len(calls)
+
+    def run(i: int, call: Any) -> None:
+        try:
+            results[i] = call()
+        except Exception as error:  # noqa: BLE001 - the test looks at it
+            results[i] = error
+
+    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout)
+    return results

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import threading
 import uuid
 from typing import Any
 
@@ -22,29 +21,13 @@ from services.trajectory.tests.conftest import (
     RECORDED_AT, Clock, post_report, refer, with_administrator,
 )
 from infra.demo import write_credentials
-from tests.support.racing import always_conflicting, race
+from tests.support.racing import at_once, always_conflicting, race
 from trajectory import reports
 from trajectory.api import create_api
 from trajectory.application import Keyed, TrajectoryApplication, TrajectoryConfig
 
 LEAD = "Directe bemiddeling en Nazorg"
 
-
-def at_once(*calls: Any) -> list[Any]:
-    results: list[Any] = [None] * len(calls)
-
-    def run(i: int, call: Any) -> None:
-        try:
-            results[i] = call()
-        except Exception as error:  # noqa: BLE001 - the test looks at it
-            results[i] = error
-
-    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(90)
-    return results
 
 
 @pytest.fixture
