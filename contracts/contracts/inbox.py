@@ -112,11 +112,16 @@ class Inbox:
             while True:
                 batches = await consumer.getmany(timeout_ms=200)
                 for tp, records in batches.items():
-                    if tp not in self.resumed:  # fetched before the store said where to start
-                        continue
+                    handled = None
                     for record in records:
+                        # Fetched before the store said where to start, or revoked meanwhile
+                        # (another member goes on with it): read again by whoever owns it.
+                        if tp not in self.resumed:
+                            break
                         await self.handle(record)
-                    offsets.done(tp, records[-1].offset + 1)
+                        handled = record.offset
+                    if handled is not None:
+                        offsets.done(tp, handled + 1)
                 await offsets.commit(when_due=bool(batches))  # all of it once nothing came
                 if time.monotonic() - looked >= self.incarnation_seconds:
                     looked = time.monotonic()
