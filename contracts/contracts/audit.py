@@ -9,10 +9,14 @@ trajectory, not on the size of the store.
 
 from __future__ import annotations
 
+import random
 import threading
+import time
 import uuid
 from collections.abc import Iterable
 from typing import Any
+
+from eventsourcing.persistence import PersistenceError
 
 from contracts.actors import stamp_of
 from contracts.chain import ChainReport, verify
@@ -28,9 +32,16 @@ class AuditIndex:
         self._lock = threading.Lock()
         if self._datastore is not None:
             self._p = "%s" if "postgres" in type(self._datastore).__module__ else "?"
-            with self._datastore.transaction(commit=True) as cursor:
-                cursor.execute("CREATE TABLE IF NOT EXISTS audit_index (trajectory_id TEXT NOT NULL, "
-                               "originator_id TEXT NOT NULL, PRIMARY KEY (trajectory_id, originator_id))")
+            for attempt in range(10):  # replicas starting at once race to create it (pg_type)
+                try:
+                    with self._datastore.transaction(commit=True) as cursor:
+                        cursor.execute("CREATE TABLE IF NOT EXISTS audit_index (trajectory_id TEXT NOT NULL, "
+                                       "originator_id TEXT NOT NULL, PRIMARY KEY (trajectory_id, originator_id))")
+                    break
+                except PersistenceError:
+                    if attempt == 9:
+                        raise
+                    time.sleep(random.uniform(0.05, 0.3) * (attempt + 1))
 
     def add(self, pairs: Iterable[tuple[str, str]]) -> None:
         pairs = sorted(set(pairs))

@@ -114,9 +114,8 @@ class Inbox:
                 for tp, records in batches.items():
                     handled = None
                     for record in records:
-                        # Fetched before the store said where to start, or revoked meanwhile
-                        # (another member goes on with it): read again by whoever owns it.
                         if tp not in self.resumed:
+                            self._again(consumer, tp, record.offset)
                             break
                         await self.handle(record)
                         handled = record.offset
@@ -131,6 +130,14 @@ class Inbox:
                 await asyncio.wait_for(offsets.commit(), 5)
             await consumer.stop()
 
+    def _again(self, consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int) -> None:
+        """A record of a partition not (or no longer) sought to the store's position: it
+        came before the assignment's listener was done, or after the partition was taken
+        away. Never dropped: while the partition is ours it is read again from here (the
+        listener's own seek, if later, still wins); once it is not, its owner reads it."""
+        if tp in consumer.assignment():
+            consumer.seek(tp, offset)
+
     async def _follow_incarnations(self, consumer: AIOKafkaConsumer, offsets: _Offsets) -> None:
         """A topic deleted and created again under this consumer is read again from its
         start, under positions of its own: nothing of it is skipped."""
@@ -143,23 +150,22 @@ class Inbox:
             consumer._client.force_metadata_update()
         for topic in changed:
             offsets.forget(topic)  # read from the old incarnation: no position of the new one
-            for tp in consumer.assignment():
-                if tp.topic == topic:
-                    await self.resume(consumer, tp)
+            await self.resume(consumer, [tp for tp in consumer.assignment() if tp.topic == topic])
 
-    async def resume(self, consumer: AIOKafkaConsumer, tp: TopicPartition) -> None:
-        """Seeks to after the store's position on this incarnation of the topic, or to the
-        group's commit when that is further (records the target ignored leave no
-        tracking) and was made on this incarnation; else to the partition's start."""
-        stored = await asyncio.to_thread(self.target.position, self.incarnations.tracked(tp.topic), tp.partition)
-        committed = (await consumer._coordinator.fetch_committed_offsets([tp])).get(tp)
-        topic_id = self.incarnations.ids.get(tp.topic)
-        trusted = committed.offset if committed is not None and topic_id and committed.metadata == topic_id else -1
-        start = max(-1 if stored is None else stored + 1, trusted)
-        if start < 0:
-            await consumer.seek_to_beginning(tp)
-        else:
-            consumer.seek(tp, start)
+    async def resume(self, consumer: AIOKafkaConsumer, partitions: list[TopicPartition]) -> None:
+        """Seeks each partition to after the store's position on this incarnation of its
+        topic, or to the group's commit when that is further (records the target ignored
+        leave no tracking) and was made on this incarnation; else to its start."""
+        committed = await consumer._coordinator.fetch_committed_offsets(partitions)
+        for tp in partitions:
+            stored = await asyncio.to_thread(self.target.position, self.incarnations.tracked(tp.topic), tp.partition)
+            commit, topic_id = committed.get(tp), self.incarnations.ids.get(tp.topic)
+            trusted = commit.offset if commit is not None and topic_id and commit.metadata == topic_id else -1
+            start = max(-1 if stored is None else stored + 1, trusted)
+            if start < 0:
+                await consumer.seek_to_beginning(tp)
+            else:
+                consumer.seek(tp, start)
 
     async def handle(self, record: Any) -> Outcome | None:
         """Applies one record in a span that continues the record's trace (what the target
@@ -386,9 +392,8 @@ class _SeekToStore(ConsumerRebalanceListener):
                 changed = await self.inbox.incarnations.look(self.consumer, sorted({tp.topic for tp in assigned}))
                 for topic in changed:
                     self.offsets.forget(topic)
-                for tp in assigned:
-                    await self.inbox.resume(self.consumer, tp)
-                    self.inbox.resumed.add(tp)
+                await self.inbox.resume(self.consumer, sorted(assigned))
+                self.inbox.resumed.update(assigned)
                 self.inbox._progressing()
                 break
             except Exception as error:  # the store or broker away (or a bug): said, and tried again

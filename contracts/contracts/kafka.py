@@ -60,7 +60,7 @@ async def ensure_topics(bootstrap_servers: str, topics: tuple[Topic, ...] = TOPI
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        missing = [t for t in topics if t.name not in existing]
+        missing = list({t.name: t for t in topics if t.name not in existing}.values())
         if not missing:
             return []
         response = await admin.create_topics(

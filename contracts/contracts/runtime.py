@@ -31,7 +31,7 @@ from contracts.inbox import Inbox
 from contracts.outbox import OutboxRelay, Translate
 from contracts.processing import ProcessingLog
 from contracts.service import ChainedEventStore
-from contracts.topics import retry_topic
+from contracts.topics import TOPICS, group_topics, retry_topic
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +108,10 @@ class Service:
 
     async def run(self, stop: asyncio.Event) -> None:
         name, bootstrap = self.settings.service, self.settings.bootstrap_servers
-        await kafka.ensure_topics(bootstrap)
+        # The declared topics, and this group's own dead-letter and retry topics (a group
+        # named otherwise than the declared ones, as in a test, has them too).
+        group = getattr(self.app, "group", "") if self.consumes_from else ""
+        await kafka.ensure_topics(bootstrap, TOPICS + (group_topics(group) if group else ()))
         producer = kafka.producer(bootstrap, f"tweespoor-{name}")
         await producer.start()
         workers: list[asyncio.Task[None]] = []

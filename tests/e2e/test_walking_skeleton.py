@@ -95,7 +95,7 @@ def test_a_referral_reaches_every_service_and_ctrl_c_leaves_nothing_behind(runni
     referred = "nl.reintegratie.referral.client-referred.v1"
     opened = "nl.reintegratie.trajectory.opened.v1"
     counts = until(lambda: (c := httpx.get(f"{urls['reporting']}/event-counts", headers=auth).json()["per_type"])
-                   .get(opened, 0) > before.get(opened, 0) and c)
+                   .get(opened, 0) > before.get(opened, 0) and c.get(referred, 0) > before.get(referred, 0) and c)
     assert counts[referred] == before.get(referred, 0) + 1
     assert counts[opened] == before.get(opened, 0) + 1
     followed = until(lambda: httpx.get(f"{urls['coaching']}/followed-trajectories",
