@@ -504,6 +504,67 @@ class FollowUpContactRecorded(Event):
     same_employer: bool | None = None
 
 
+# --- the employment registry (imported by intake) -----------------------------------
+# Follow-up points answered by the national employment registry (UWV's policy
+# administration, by file exchange) and the municipality's own benefit administration.
+# Keyed as the event the point follows: a placement's trajectory, or for the LBU
+# unknown-destination cohort the offer's reserved trajectory (with `offer_id`), as the
+# lbu events are. Never a BSN: the client is the pseudonym intake links to the person.
+
+RegistryCohort = Literal["lbu-unknown-destination", "placed"]
+RegistryPoint = Literal[
+    "lbu-3-months", "lbu-6-months", "lbu-12-months",
+    "placement-6-months", "placement-12-months", "placement-24-months",
+]
+# The registry's employer number: an employer, never a person. It starts with a letter,
+# so it can never be read as (or hide) a BSN.
+EmployerId = Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9-]{1,31}$")]
+BenefitKind = Literal["bijstand", "ioaw", "ioaz", "bbz", "other"]
+
+
+class EmploymentObserved(Event):
+    """The employment registry's answer for one follow-up point: whether the client was
+    employed in the period, by which employer (the registry's number) and how many hours."""
+
+    type = f"{TYPE_PREFIX}.registry.employment-observed.v1"
+    observation_id: UUID  # the same for both observations of one answer line: dedupe on it
+    client_id: UUID
+    municipality: Municipality
+    offer_id: UUID | None = None  # the LBU offer, for the unknown-destination cohort
+    cohort: RegistryCohort
+    point: RegistryPoint
+    months_after: int = Field(ge=1, le=60)
+    reference_date: dt.date  # the refusal (LBU) or the placement's start
+    observed_on: dt.date  # the point itself: reference_date plus months_after
+    period_start: dt.date
+    period_end: dt.date
+    employed: bool
+    employer_id: EmployerId | None = None  # when employed
+    hours_per_week: Hours | None = None  # when employed
+    source: Literal["registry"] = "registry"
+
+
+class BenefitObserved(Event):
+    """The municipality's benefit administration for the same point: whether the client
+    was back on a benefit in the period, and which."""
+
+    type = f"{TYPE_PREFIX}.registry.benefit-observed.v1"
+    observation_id: UUID
+    client_id: UUID
+    municipality: Municipality
+    offer_id: UUID | None = None
+    cohort: RegistryCohort
+    point: RegistryPoint
+    months_after: int = Field(ge=1, le=60)
+    reference_date: dt.date
+    observed_on: dt.date
+    period_start: dt.date
+    period_end: dt.date
+    on_benefit: bool
+    benefit_kind: BenefitKind | None = None  # when on a benefit
+    source: Literal["benefit-administration"] = "benefit-administration"
+
+
 def event_class(type_: str) -> type[Event] | None:
     """The model for a CloudEvent type, or None when the catalogue does not know it."""
     return Event.catalogue.get(type_)

@@ -6,6 +6,12 @@ its data in the run's data directory, so a second run resumes the same topics, a
 demo referrals are posted idempotently. A service that dies is restarted with backoff, as
 a process supervisor would. Ctrl-C stops the services, then the broker, leaves no process
 behind and deletes no data.
+
+The run is an installation of its own, set in the tender's period: every service takes
+"today" from one simulated clock (`contracts.clock`) that starts on the demo's day and
+runs a day per real minute, so check-ins fall due while one watches. Its epoch is kept
+in the data directory (`clock.json`); a second run continues from the simulated moment
+the first one stopped at.
 """
 
 from __future__ import annotations
@@ -27,10 +33,11 @@ from types import FrameType
 
 import httpx
 
+from contracts.clock import ANCHOR_ENV, SPEED_ENV, START_ENV, InstallationClock, parse_start, wall_now
 from contracts.kafka import ensure_topics
 from contracts.runtime import DEFAULT_PORTS
 from infra import discovery
-from infra.demo import write_credentials
+from infra.demo import WEBHOOK_SECRETS, write_credentials
 from infra.kafka import _die_with_parent_hook, tail
 
 SERVICES = ("intake", "trajectory", "coaching", "reporting")
@@ -53,8 +60,74 @@ def demo_bsns(count: int, seed: int = 2006) -> list[str]:
 DEMO_DAY = dt.date(2008, 2, 1)
 
 
+# The demo's clock: one simulated day per real minute (1440 × real time), so that a coaching
+# plan's check-ins (weeks 2, 6, 13, …) fall due one by one over a demo's minutes and hours,
+# and the tender's last contracts (until 30 April 2008) run for some ninety minutes.
+DEMO_CLOCK_SPEED = 1440.0
+CLOCK_FILE = "clock.json"
+
+
+def demo_clock(data_dir: Path, env: Mapping[str, str], *,
+               real: Callable[[], dt.datetime] = wall_now) -> InstallationClock:
+    """The clock of the run's installation, and its epoch written to `<data_dir>/clock.json`.
+
+    The first run starts on `DEMO_DAY` at `DEMO_CLOCK_SPEED`; a later run on the same data
+    directory continues from the simulated moment the one before reached (recorded by
+    `keep_clock` while it ran, and when it stopped), not from where the real time since
+    would put it: a demo left for a night would otherwise wake up years after the tender.
+    The environment may set the clock instead: `TWEESPOOR_CLOCK_START` with
+    `TWEESPOOR_CLOCK_ANCHOR` is taken as it is; `TWEESPOOR_CLOCK_START` alone starts there
+    now; `TWEESPOOR_CLOCK_SPEED` sets the pace."""
+    if env.get(START_ENV) and env.get(ANCHOR_ENV):
+        return InstallationClock.from_env(env, real=real)
+    path = data_dir / CLOCK_FILE
+    kept: dict[str, object] = {}
+    if path.is_file():
+        with contextlib.suppress(ValueError, OSError):
+            kept = json.loads(path.read_text())
+    speed = float(env.get(SPEED_ENV) or kept.get("speed", DEMO_CLOCK_SPEED))  # type: ignore[arg-type]
+    begin = parse_start(env[START_ENV] if env.get(START_ENV) else DEMO_DAY.isoformat())
+    if not env.get(START_ENV) and isinstance(kept.get("reached"), str):
+        with contextlib.suppress(ValueError):
+            begin = dt.datetime.fromisoformat(str(kept["reached"])).astimezone(dt.UTC)
+    clock = InstallationClock(start=begin, anchor=real(), speed=speed, real=real)
+    keep_clock(path, clock)
+    return clock
+
+
+def keep_clock(path: Path, clock: InstallationClock) -> None:
+    """Writes the clock's epoch and the simulated moment it has reached (atomically)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    kept = {"start": clock.start.isoformat() if clock.start else None,
+            "anchor": clock.anchor.isoformat() if clock.anchor else None,
+            "speed": clock.speed, "reached": clock.now().isoformat()}
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(kept, indent=2) + "\n")
+    temporary.replace(path)
+
+
+def describe_clock(clock: InstallationClock) -> str:
+    per_minute = ", one day per real minute" if clock.simulated and clock.speed == DEMO_CLOCK_SPEED else ""
+    return f"{clock.today().isoformat()} ({clock.describe()}{per_minute})"
+
+
+def demo_test_bsns(count: int) -> list[str]:
+    """BSNs from the 99999xxxx series Dutch test environments use for made-up people, each
+    passing the 11-test: a demo referral is never someone's real number."""
+    found = []
+    for number in range(999_990_000, 1_000_000_000):
+        digits = f"{number:09d}"
+        if sum(int(d) * w for d, w in zip(digits, (9, 8, 7, 6, 5, 4, 3, 2, -1), strict=True)) % 11 == 0:
+            found.append(digits)
+            if len(found) == count:
+                return found
+    raise ValueError("the test series has fewer numbers than asked")
+
+
 def demo_referrals() -> list[dict[str, str]]:
-    """Made-up people, one or more per municipality, each eligible for the programme.
+    """Made-up people, one or more per municipality, each eligible for the programme, and
+    recognisable as demo data: named "Demo Deelnemer <n>", referred by caseworker
+    "demo-caseworker-<n>", with a BSN from the test series (`demo_test_bsns`).
 
     Dated in the tender's contract periods: trajectory assigns a provider only to referrals
     made while a contract ran."""
@@ -67,8 +140,8 @@ def demo_referrals() -> list[dict[str, str]]:
          "municipality": m, "programme": p, "benefit": b,
          "uwv_registered_on": (today - dt.timedelta(days=90)).isoformat(),
          "distance_to_labour_market": "large",
-         "referred_on": (today - dt.timedelta(days=i)).isoformat(), "caseworker_id": f"demo-{i}"}
-        for i, ((m, p, b), bsn) in enumerate(zip(plan, demo_bsns(len(plan)), strict=True))
+         "referred_on": (today - dt.timedelta(days=i)).isoformat(), "caseworker_id": f"demo-caseworker-{i + 1}"}
+        for i, ((m, p, b), bsn) in enumerate(zip(plan, demo_test_bsns(len(plan)), strict=True))
     ]
 
 
@@ -275,6 +348,13 @@ def _start_and_supervise(stack: contextlib.ExitStack, stop: _StopRequest, data_d
     credentials, tokens = write_credentials(data_dir / "config")
     env = dict(os.environ, KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap_servers,
                TWEESPOOR_DATA_DIR=str(data_dir), TWEESPOOR_CREDENTIALS_FILE=str(credentials))
+    # One clock for the four services (and every restart of one): the same epoch for all.
+    clock = demo_clock(data_dir, env)
+    env.update(clock.env())
+    if clock.simulated and clock.speed > 1:  # timers that look often enough to see the days pass
+        env.setdefault("COACHING_SCHEDULER_SECONDS", "5")
+        env.setdefault("INTAKE_TIMER_SECONDS", "5")
+    print(f"Clock: {describe_clock(clock)}; kept in {data_dir / CLOCK_FILE}", flush=True)
     if store == "postgres":
         postgres = stack.enter_context(discovery.postgres())
         for name in SERVICES:
@@ -299,8 +379,18 @@ def _start_and_supervise(stack: contextlib.ExitStack, stop: _StopRequest, data_d
     print(f"  logs        {log_dir}", flush=True)
     print(f"  tokens      {credentials.parent / 'tokens.toml'} (one per client application)",
           flush=True)
+    print(f"  secrets     {credentials.parent / WEBHOOK_SECRETS} (each provider's webhook signing secret)",
+          flush=True)
+    print(f"  today       {describe_clock(clock)}", flush=True)
     print("Press Ctrl-C to stop. A service that dies is restarted.", flush=True)
     stop.interrupts = False
-    while not stop.requested:
-        supervisor.poll()
-        time.sleep(0.2)
+    kept_at = time.monotonic()
+    try:
+        while not stop.requested:
+            supervisor.poll()
+            time.sleep(0.2)
+            if time.monotonic() - kept_at >= 2.0:  # how far the simulated time got, for the next run
+                keep_clock(data_dir / CLOCK_FILE, clock)
+                kept_at = time.monotonic()
+    finally:
+        keep_clock(data_dir / CLOCK_FILE, clock)

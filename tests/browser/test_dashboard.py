@@ -19,7 +19,7 @@ from infra.demo import write_credentials
 from reporting.api import create_api
 from reporting.figures import Filters, budget_figures, coaching_figures, trajectory_figures, waitlist_figures
 from reporting.store import ReportingStore
-from services.reporting.tests.factory import placed_trajectory, rejected, tender, waitlisted
+from services.reporting.tests.factory import coached, placed_trajectory, rejected, tender, waitlisted
 
 TODAY = dt.date(2026, 11, 23)
 YEAR = Filters(start=dt.date(2026, 1, 1), end=dt.date(2026, 12, 31))
@@ -42,6 +42,16 @@ def site(tmp_path_factory):
         events = events[:rng.randint(2, len(events))] + (rejected(municipality) if rng.random() < 0.2 else [])
         if rng.random() < 0.1:
             events += waitlisted(municipality, on=dt.date(2026, rng.randint(1, 10), 1))
+        for event in events:
+            store.apply(event, "t", 0, offset)
+            offset += 1
+    # Coached placements whose six-month point has passed: some proven in work by a
+    # check-in, some who lost the job, some with contact only at week 2 (unknown).
+    for i in range(24):
+        municipality = ["alkmaar", "heiloo"][i % 2]
+        start = dt.date(2026, 3, 2) + dt.timedelta(days=3 * i)
+        events = coached(municipality, "reintegration", "dhg", start=start, contacts=[(2,), (2, 6, 13, 26)][i % 3 == 0],
+                         lost_on=start + dt.timedelta(days=60) if i % 5 == 0 else None)
         for event in events:
             store.apply(event, "t", 0, offset)
             offset += 1
@@ -96,10 +106,30 @@ def test_staff_see_their_own_municipality_as_the_read_models_have_it(site, brows
     assert numbers(page, "funnel-numbers") == {
         "Referred": str(t["referred"]), "Trajectory opened": str(t["trajectories"]["opened"]),
         "Placed in a job": str(t["trajectories"]["placed"]),
-        "Employed after 12 months": str(c["retention_12_months"]["employed"])}
+        "Employed after 12 months": str(c["outcomes"]["12_months"]["employed"])}
     bars = page.locator("[data-testid=funnel] rect")
     assert [float(bars.nth(i).get_attribute("data-value")) for i in range(4)][0] == t["referred"]
     assert page.locator("select[name=municipality]").count() == 0  # no view of the others
+    twelve = c["outcomes"]["12_months"]
+    assert numbers(page, "retention-numbers") == {
+        "Employed": str(twelve["employed"]), "Same employer": str(twelve["same_employer"]),
+        "Not employed": str(twelve["not_employed"]), "Unknown": str(twelve["unknown"])}
+    # Each point: employed, not employed and unknown as the figures have them, adding up
+    # to those that reached it; the share only over what is known.
+    page.click("details:has([data-testid=outcome-numbers]) summary")
+    rows = page.locator("[data-testid=outcome-numbers] tbody tr")
+    shown = [[cell.strip() for cell in rows.nth(i).locator("td").all_inner_texts()] for i in range(rows.count())]
+    expected = []
+    for label, point in (("6 months", "6_months"), ("12 months", "12_months"), ("24 months", "24_months")):
+        b = c["outcomes"][point]
+        share = "–" if b["share_employed_of_known"] is None else f"{b['share_employed_of_known']:.0%}"
+        expected.append([label, str(b["reached"]), str(b["employed"]), str(b["not_employed"]), str(b["unknown"]), share])
+        assert b["employed"] + b["not_employed"] + b["unknown"] == b["reached"]
+    assert shown == expected
+    six = c["outcomes"]["6_months"]
+    assert six["employed"] and six["not_employed"] and six["unknown"]  # the data shows all three
+    share = page.locator("[data-testid=retention-share]").inner_text()
+    assert f"{twelve['unknown']} unknown" in share
     page.close()
 
 

@@ -338,7 +338,7 @@ async def _drive(year: list[Referral], bsns: list[str], services: dict[str, Serv
 
     async def settled() -> dict[str, Any] | None:
         f = await figures()
-        done = (f["coaching"]["completed"] == len(placed) and f["coaching"]["result_6_months"]["measured"] == len(placed)
+        done = (f["coaching"]["completed"] == len(placed) and f["coaching"]["outcomes"]["24_months"]["reached"] == len(placed)
                 and f["trajectories"]["trajectories"]["closed"] == expected["closed"]
                 and f["coaching"]["check_ins_overdue"] == expected["coaching"]["check_ins_overdue"])
         return f if done else None
@@ -356,6 +356,9 @@ async def _drive(year: list[Referral], bsns: list[str], services: dict[str, Serv
         own = await _figures_with_new_client(tokens, urls["reporting"], f"{municipality}-staff")
         assert own["municipalities"] == [municipality]
         _check(own, expected_figures(year, [municipality]), municipality)
+        # The combined answer's row for a municipality is that municipality's own figure.
+        mine = {k: v for k, v in own["coaching"]["outcomes"].items() if k != "as_of"}
+        assert combined["coaching"]["outcomes_by"]["municipality"].get(municipality, mine) == mine, municipality
     # The year's period: its volumes against the volumes contracted for that period.
     period = await _figures_with_new_client(tokens, urls["reporting"], "region-staff", PERIOD)
     assert {v["programme"]: (v["opened"], v["contracted_yearly"], v["contracted_for_period"])
@@ -403,8 +406,12 @@ def _check(f: dict[str, Any], e: dict[str, Any], who: str) -> None:
     assert sum(row["committed_eur"] for row in f["providers"]) == sum(b["used_eur"] for b in e["budgets"].values()), who
     assert f["waitlists"]["waiting"] == 0, who
     coaching = {"plans": c["plans"], "completed": c["completed"], "jobs_lost": c["jobs_lost"],
-                "retained": c["retention_12_months"]["employed"],
-                "employed_at_six_months": c["result_6_months"]["employed"],
-                "check_ins_overdue": c["check_ins_overdue"]}
+                "check_ins_overdue": c["check_ins_overdue"],
+                "outcomes": {point: {k: v for k, v in c["outcomes"][point].items() if k != "same_employer"}
+                             for point in ("6_months", "12_months", "24_months")}}
     assert coaching == e["coaching"], who
-    assert c["retention_12_months"]["same_employer"] == e["coaching"]["retained"], who
+    for block in coaching["outcomes"].values():  # the results add up, and claim no more than is proven
+        assert block["employed"] + block["not_employed"] + block["unknown"] == block["reached"] == c["plans"], who
+        assert sum(block["by_evidence"].values()) == block["employed"] + block["not_employed"], who
+    # No new jobs within the year: whoever is proven in work at twelve months is with the first employer.
+    assert c["outcomes"]["12_months"]["same_employer"] == e["coaching"]["outcomes"]["12_months"]["employed"], who

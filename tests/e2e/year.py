@@ -66,9 +66,24 @@ class Coaching:
     def six_month_on(self) -> dt.date:
         return _add_months(self.job_starts_on, 6)
 
-    @property
-    def employed_at_six_months(self) -> bool:
-        return self.lost_on is None or self.lost_on > self.six_month_on
+    def result_at(self, months: int) -> tuple[str, str | None]:
+        """What the records of this year prove at `months` after the job's start, and by
+        what (issue 15): the coach's check-ins are held on their due dates with contact,
+        so the one scheduled at the point -- week 26 for six months, week 52 for twelve,
+        both within days of it -- is the evidence when it was recorded; a job lost before
+        the point (never within ten days of six months) is "not-employed" on the coach's
+        report; the plan has no follow-up contacts or registry answers, so after the
+        coaching year (24 months), and wherever the check-in was not held, it is unknown
+        -- never employed because the job was never reported as ended."""
+        point = _add_months(self.job_starts_on, months)
+        at_the_point = {6: 4, 12: 6}.get(months)  # the check-in scheduled at the point
+        if at_the_point is None:
+            return "unknown", None
+        if self.lost_on is not None and self.lost_on <= point:
+            return "not-employed", "job-loss"
+        if self.check_ins >= at_the_point:
+            return "employed", "check-in"
+        return "unknown", None
 
 
 @dataclass(frozen=True)
@@ -240,6 +255,17 @@ def _median(values: list[int]) -> float | None:
     return statistics.median(values) if values else None
 
 
+def _outcomes(results: list[tuple[str, str | None]]) -> dict[str, Any]:
+    counted = Counter(result for result, _ in results)
+    known = counted["employed"] + counted["not-employed"]
+    evidence = Counter(kind for _, kind in results if kind)
+    return {"reached": len(results), "employed": counted["employed"], "not_employed": counted["not-employed"],
+            "unknown": counted["unknown"],
+            "share_employed_of_known": round(counted["employed"] / known, 4) if known else None,
+            "by_evidence": {"registry": 0, "employer": 0, "check-in": evidence["check-in"], "follow-up": 0,
+                            "job-loss": evidence["job-loss"]}}
+
+
 def expected_figures(year: list[Referral], municipalities: list[str]) -> dict[str, Any]:
     """What reporting should answer for these municipalities, from the plan alone."""
     mine = [r for r in year if r.municipality in municipalities]
@@ -286,7 +312,9 @@ def expected_figures(year: list[Referral], municipalities: list[str]) -> dict[st
         "budgets": budgets,
         "coaching": {
             "plans": len(coached), "completed": len(coached), "jobs_lost": len(coached) - len(kept),
-            "retained": len(kept), "employed_at_six_months": sum(c.employed_at_six_months for c in coached),
             "check_ins_overdue": sum(len(CHECK_IN_WEEKS) - c.check_ins for c in coached),
+            # Every point of the year's placements has passed (they lie in 2007-2010).
+            "outcomes": {f"{months}_months": _outcomes([c.result_at(months) for c in coached])
+                         for months in (6, 12, 24)},
         },
     }

@@ -55,6 +55,13 @@ POLICY: dict[tuple[str, str, str], tuple[set[str] | str, set[str]]] = {
     ("intake", "POST", "/job-offers/{offer_id}/acceptance"): (CASE | {OTHER_MUNICIPALITY}, NOBODY),
     ("intake", "POST", "/job-offers/{offer_id}/refusal"): (CASE | {OTHER_MUNICIPALITY}, NOBODY),
     ("intake", "POST", "/job-offers/{offer_id}/return"): (CASE | {OTHER_MUNICIPALITY}, NOBODY),
+    # The employment registry: request files (with BSNs) and answer files, for the
+    # municipality's case system only; another municipality's request looks like none.
+    ("intake", "POST", "/registry/requests"): (CASE | {OTHER_MUNICIPALITY}, NOBODY),
+    ("intake", "GET", "/registry/requests/{request_id}"): (CASE | {OTHER_MUNICIPALITY}, NOBODY),
+    ("intake", "GET", "/registry/requests/{request_id}/request.csv"): (CASE | {OTHER_MUNICIPALITY}, NOBODY),
+    ("intake", "GET", "/registry/requests/{request_id}/answers.csv"): (CASE | {OTHER_MUNICIPALITY}, NOBODY),
+    ("intake", "POST", "/registry/answers"): (CASE | {OTHER_MUNICIPALITY}, NOBODY),
     ("intake", "GET", "/audit/trajectories/{trajectory_id}/events"): ({AUDITOR}, NOBODY),
     ("intake", "GET", "/audit/processing-log"): ({AUDITOR}, NOBODY),
     ("intake", "GET", "/audit/store"): ({AUDITOR}, NOBODY),
@@ -171,7 +178,8 @@ class World:
         """The path with its parameters filled: Alkmaar's real resources where there are
         any, a well-formed id of nothing otherwise."""
         values = self.ids | {name: str(uuid.uuid4()) for name in ("offer_id", "contract_id",
-                                                                   "subscription_id", "delivery_id")}
+                                                                   "subscription_id", "delivery_id",
+                                                                   "request_id")}
         return path.format(**values)
 
     def close(self) -> None:
@@ -265,7 +273,8 @@ def test_an_audit_replay_while_kafka_is_unreachable_is_a_503_with_retry_after(wo
 
 def _own(path: str) -> bool:
     """Whether the path names only Alkmaar's seeded resources (so an allowed caller finds it)."""
-    return not any(p in path for p in ("offer_id", "contract_id", "subscription_id", "delivery_id"))
+    return not any(p in path for p in ("offer_id", "contract_id", "subscription_id", "delivery_id",
+                                       "request_id"))
 
 
 @pytest.mark.parametrize("token", [None, "not-a-token"])

@@ -303,6 +303,10 @@ def test_a_second_run_resumes_the_same_broker_posts_the_demo_again_and_restarts_
     try:
         first.wait_ready()
         assert f"Demo: {len(demo_referrals())} referrals" in first.text()
+        # The demo's installation clock: in the tender's period, kept in the data directory.
+        first_day = re.search(r"^  today +(\d{4}-\d\d-\d\d) \(simulated", first.text(), re.MULTILINE)
+        assert first_day and "2008-02-01" <= first_day[1] <= "2008-02-29", first.text()[-4000:]
+        assert (data_dir / "clock.json").is_file()
         bootstrap = first.bootstrap()
         until(lambda: len(asyncio.run(read_all(bootstrap, INTAKE_EVENTS))) >= len(demo_referrals()),
               timeout=60, what="the demo's events on the intake topic")
@@ -317,6 +321,8 @@ def test_a_second_run_resumes_the_same_broker_posts_the_demo_again_and_restarts_
     try:
         second.wait_ready()  # before the fix: intake answered 409 to the demo and the run died
         assert f"Demo: {len(demo_referrals())} referrals" in second.text()
+        second_day = re.search(r"^  today +(\d{4}-\d\d-\d\d) \(simulated", second.text(), re.MULTILINE)
+        assert second_day and first_day[1] <= second_day[1] <= "2008-03-31"  # continued, not restarted
         again = asyncio.run(read_all(second.bootstrap(), INTAKE_EVENTS))
         # The same topic with the same records: the demo added no second referral.
         assert [(r.offset, r.value) for r in again] == [(r.offset, r.value) for r in referred]

@@ -1,20 +1,21 @@
-"""Today's date, as the coaching rules see it: injectable, so tests walk a year at will."""
+"""Today's date, as the coaching rules see it: injectable, so tests walk a year at will.
+
+A running service takes it from the installation's clock (`contracts.clock`), wired in
+`coaching.main.build()`: the wall clock in production, a simulated one in a demo."""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from contracts.clock import InstallationClock
 
 Clock = Callable[[], dt.date]
 
-try:
-    _AMSTERDAM: dt.tzinfo = ZoneInfo("Europe/Amsterdam")
-except ZoneInfoNotFoundError:  # a slim image without tzdata: a day's edge off by an hour or two
-    _AMSTERDAM = dt.UTC
+_WALL = InstallationClock()
 
 
 def today_in_amsterdam() -> dt.date:
     """Due dates are Dutch calendar dates: a check-in due on Monday is due on Monday in
     the Netherlands, not in UTC."""
-    return dt.datetime.now(_AMSTERDAM).date()
+    return _WALL.today()

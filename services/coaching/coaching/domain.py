@@ -220,9 +220,10 @@ class CoachingPlan(Aggregate):
             raise InvalidFact(field, "is known only when contact was made")
         if hours_per_week is not None and not employed:
             raise InvalidFact("hours_per_week", "is only for a client in work")
-        if today >= self.overdue_from(number) and number not in self.overdue:
-            # Recorded after its grace period while no scheduler run flagged it: it was
-            # overdue all the same, and the record says so before it says it was held.
+        if held_on >= self.overdue_from(number) and number not in self.overdue:
+            # Held after its grace period while no scheduler run flagged it: it was overdue
+            # all the same, and the record says so before it says it was held. Judged by
+            # the day it was held (its valid date), not the day it was entered.
             self._check_in_overdue(check_in=number, due_on=self.due_on(number))
         self._check_in_recorded(
             check_in=number, held_on=held_on, contact_made=contact_made,

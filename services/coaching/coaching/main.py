@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from contracts.access import Credentials
+from contracts.clock import installation_clock
 from contracts.runtime import Service, Settings, serve
 from contracts.service import store_env
 from contracts.topics import COACHING_EVENTS, TRAJECTORY_EVENTS
@@ -19,10 +20,12 @@ from coaching.scheduler import Scheduler
 def build(settings: Settings, env: dict[str, str] | None = None, *,
           clock: Clock | None = None) -> Service:
     """`COACHING_SCHEDULER_SECONDS` (default 60) sets how often the scheduler looks at the
-    plans; the check-in weeks and grace days come from `coaching.policy`."""
+    plans; the check-in weeks and grace days come from `coaching.policy`. "Today" (due
+    dates, the scheduler, "not in the future") is the installation's clock
+    (`contracts.clock`, `TWEESPOOR_CLOCK_*`) unless `clock` is given."""
     env = dict(os.environ if env is None else env)
-    app = CoachingApplication(store_env(settings.database_url),
-                              policies=Policies.from_env(env), clock=clock)
+    app = CoachingApplication(store_env(settings.database_url), policies=Policies.from_env(env),
+                              clock=clock or installation_clock(env).today)
     scheduler = Scheduler(app, interval_seconds=float(env.get("COACHING_SCHEDULER_SECONDS", "60")))
     credentials = Credentials.from_env(env)
     return Service(settings=settings, app=app, api=create_api(app, credentials),

@@ -80,14 +80,18 @@ def overdue_items(summary: PlanSummary) -> list[dict[str, Any]]:
 
 
 def _check_in(plan: CoachingPlan, number: int) -> dict[str, Any]:
+    held = plan.check_ins.get(number)
     entry: dict[str, Any] = {
         "check_in": number, "due_on": plan.due_on(number).isoformat(),
         "overdue_from": plan.overdue_from(number).isoformat(),
-        "overdue": number in plan.overdue,
+        # A check-in held is overdue by the day it was held, whatever the scheduler
+        # flagged while it was not entered yet; one not held, by that flag.
+        "overdue": held.held_on >= plan.overdue_from(number) if held is not None
+        else number in plan.overdue,
         "status": "recorded" if number in plan.check_ins
         else "overdue" if number in plan.overdue else "open",
     }
-    if (held := plan.check_ins.get(number)) is not None:
+    if held is not None:
         entry.update(
             held_on=held.held_on.isoformat(), contact_made=held.contact_made,
             still_employed=held.still_employed, hours_per_week=held.hours_per_week,

@@ -10,9 +10,11 @@ aliases as objects, not as strings.)
 import datetime as dt
 import re
 import uuid
+from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, FastAPI, Header, Response
+from fastapi import Body, Depends, FastAPI, Header, Response
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from contracts import problems
@@ -33,8 +35,28 @@ def _bsn(value: str) -> str:
     return value
 
 
+# "Today" of the "not in the future" checks: the application's clock (the installation's,
+# `contracts.clock`), set for each request by `_Today`, so the checks run in validation and
+# answer 422 naming the field like every other invalid field.
+_today: ContextVar[Callable[[], dt.date]] = ContextVar("intake_today", default=dt.date.today)
+
+
+class _Today:
+    """ASGI middleware: every request validates its dates against `clock`."""
+
+    def __init__(self, asgi: Any, clock: Callable[[], dt.date]) -> None:
+        self.asgi, self.clock = asgi, clock
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        token = _today.set(self.clock)
+        try:
+            await self.asgi(scope, receive, send)
+        finally:
+            _today.reset(token)
+
+
 def _past(value: dt.date) -> dt.date:
-    if value > dt.date.today():
+    if value > _today.get()():
         raise ValueError("must not be in the future")
     return value
 
@@ -121,6 +143,16 @@ class ReturnRequest(BaseModel):
     returned_on: PastDate
 
 
+class RegistryRequestOrder(BaseModel):
+    """Which municipality's follow-up points, reached on or before which date."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    municipality: Municipality
+    on: PastDate | None = Field(None, description="The date the points are reached by (default: today)")
+
+
+CSV = {"content": {"text/csv": {"schema": {"type": "string"}}}}
 PROBLEM = {"content": {"application/problem+json": {}}}
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "No valid bearer token", **PROBLEM},
@@ -141,6 +173,7 @@ def create_api(app: IntakeApplication, credentials: Credentials) -> FastAPI:
                   description="Referrals and LBU job offers from the municipal case systems. "
                               "Personal data is accepted here and nowhere else.")
     problems.install(api)
+    api.add_middleware(_Today, clock=app.clock)
     writer = Annotated[Principal, Depends(acting(require(credentials, "referrals:write", "municipality")))]
     reader = Annotated[Principal, Depends(require(credentials, "referrals:read"))]
     personal = Annotated[Principal, Depends(require(credentials, "persons:read"))]
@@ -217,6 +250,52 @@ def create_api(app: IntakeApplication, credentials: Credentials) -> FastAPI:
     def returned(offer_id: uuid.UUID, request: ReturnRequest, caller: writer) -> dict[str, Any]:
         """The applicant came back for a benefit (also after joining the unknown cohort)."""
         return app.record_return(offer_id, caller, **request.model_dump())
+
+    # --- the employment registry (formats in the README, "Employment registry") -------
+
+    registrar = Annotated[Principal, Depends(acting(require(credentials, "persons:read", "municipality")))]
+
+    @api.post("/registry/requests", status_code=201, response_class=Response,
+              responses={201: {"description": "The request file (CSV, with BSNs)", **CSV},
+                         204: {"description": "No follow-up point is due"}, **_errors()})
+    def registry_request_file(request: RegistryRequestOrder, caller: registrar) -> Response:
+        """Build the employment-registry request file for the municipality's cohorts: the
+        LBU unknown-destination cohort 3, 6 and 12 months after the refusal, placed clients
+        6, 12 and 24 months after the placement; each point once. The file holds BSNs and
+        is not kept: carry it to the registry. `Location` names the request."""
+        built = app.build_registry_request(caller, municipality=request.municipality,
+                                           on=request.on or app.clock())
+        if built is None:
+            return Response(status_code=204)
+        summary, file = built
+        return Response(file, status_code=201, media_type="text/csv; charset=utf-8", headers={
+            "Location": f"/registry/requests/{summary['request_id']}",
+            "Content-Disposition": f'attachment; filename="registry-request-{summary["request_id"]}.csv"'})
+
+    @api.get("/registry/requests/{request_id}", responses=_errors())
+    def registry_request(request_id: uuid.UUID, caller: reader) -> dict[str, Any]:
+        """A request: its lines by pseudonym and point, and the answers imported (no BSN)."""
+        return app.registry_request(request_id, caller)
+
+    @api.get("/registry/requests/{request_id}/request.csv", response_class=Response,
+             responses={200: {"description": "The request file, rendered again", **CSV}, **_errors()})
+    def registry_request_kept(request_id: uuid.UUID, caller: personal) -> Response:
+        """The request file again; an erased person's BSN is empty."""
+        return Response(app.registry_file(request_id, caller, "request"), media_type="text/csv; charset=utf-8")
+
+    @api.get("/registry/requests/{request_id}/answers.csv", response_class=Response,
+             responses={200: {"description": "The answers imported, as an answer file", **CSV}, **_errors()})
+    def registry_answers_kept(request_id: uuid.UUID, caller: personal) -> Response:
+        """The answers imported so far, as an answer file; an erased person's BSN is empty."""
+        return Response(app.registry_file(request_id, caller, "answer"), media_type="text/csv; charset=utf-8")
+
+    @api.post("/registry/answers", responses=_errors())
+    def registry_answers(file: Annotated[bytes, Body(media_type="text/csv", max_length=8 * 1024 * 1024)],
+                         caller: writer) -> dict[str, Any]:
+        """Import an answer file all or nothing: every row is checked first, and one wrong
+        row (named with its field, never its value) rejects the file with 422. Rows already
+        imported with the same values are skipped: importing a file twice changes nothing."""
+        return app.import_registry_answers(caller, file)
 
     @api.get("/health")
     def health() -> dict[str, str]:

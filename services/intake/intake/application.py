@@ -20,9 +20,9 @@ from contracts.access import Principal
 from contracts.commands import retries_on_conflict
 from contracts.envelope import Attributes
 from contracts.events import (
-    ClientReferred, DestinationUnknown, Event, JobOfferAccepted, JobOfferMade, JobOfferRefused,
-    PersonErased, PlacedInJob, ReferralRejected, ReferralWithdrawn, ReturnedForBenefit,
-    TrajectoryClosed, TrajectoryOpened,
+    BenefitObserved, ClientReferred, DestinationUnknown, EmploymentObserved, Event,
+    JobOfferAccepted, JobOfferMade, JobOfferRefused, PersonErased, PlacedInJob, ReferralRejected,
+    ReferralWithdrawn, ReturnedForBenefit, TrajectoryClosed, TrajectoryOpened,
 )
 from contracts.idempotency import IdempotencyRecord, replay
 from contracts.problems import Problem
@@ -31,8 +31,14 @@ from intake.domain import (
     ClientFile, OpenReferral, Referral, ReferralError, TrajectoryLink, client_pseudonym,
 )
 from intake.eligibility import REASONS, Applicant, reasons_against
+from intake.history import history_of
 from intake.lbu import DEFAULT_RESPONSE_WEEKS, JobOffer, RefusedOffers
 from intake.privacy import KeyStore, MemoryKeyStore, Person, SqlKeyStore, Vault
+from intake.registry import (
+    LBU_COHORT, PLACED_COHORT, POINTS, AnswerLine, EmploymentRegistry, FollowUp, LineError,
+    RegistryRequest, RequestLine, due_points, observation_id,
+)
+from intake.registry_files import FileExchangeRegistry, write_answers, write_request
 
 
 @dataclass(frozen=True)
@@ -74,6 +80,8 @@ class IntakeApplication(ServiceApplication):
     name = "intake"
     group = "intake"
     consumes = (TrajectoryOpened, PlacedInJob, TrajectoryClosed)
+    # The employment registry's port: files out and back (see `intake.registry`).
+    registry: EmploymentRegistry = FileExchangeRegistry()
 
     def __init__(self, env: dict[str, str] | None = None, *, config: IntakeConfig,
                  keys: KeyStore | None = None,
@@ -204,8 +212,7 @@ class IntakeApplication(ServiceApplication):
             raise Problem(404, "Referral not found")
         return referral
 
-    @staticmethod
-    def _summary(referral: Referral) -> dict[str, Any]:
+    def _summary(self, referral: Referral) -> dict[str, Any]:
         return {
             "referral_id": str(referral.id),
             "trajectory_id": str(referral.trajectory_id) if referral.status != "rejected" else None,
@@ -216,7 +223,7 @@ class IntakeApplication(ServiceApplication):
             "status": referral.status,
             "reasons": [{"code": c, "reason": REASONS.get(c, c)} for c in referral.reasons],
             "referred_on": referral.referred_on.isoformat(),
-            "history": [{"status": s, "on": d.isoformat()} for s, d in referral.history],
+            "history": history_of(self, referral),  # valid date and recorded time apart
         }
 
     # --- erasure ---------------------------------------------------------------------
@@ -391,6 +398,200 @@ class IntakeApplication(ServiceApplication):
             "history": [{"state": s, "on": d.isoformat()} for s, d in offer.history],
         }
 
+    # --- the employment registry ---------------------------------------------------------
+
+    @retries_on_conflict("registry request")
+    def build_registry_request(self, caller: Principal, *, municipality: str,
+                               on: dt.date) -> tuple[dict[str, Any], bytes] | None:
+        """The request file for every follow-up point of the municipality's cohorts reached
+        on or before `on` and not asked about yet; None when none is due. Erased people are
+        left out. The file is returned, not kept: see `registry_file`."""
+        if not caller.sees_municipality(municipality):
+            raise Problem(403, "Forbidden", "A municipality follows only its own clients.")
+        if on > self.clock():
+            raise Problem(422, "Invalid request", "The date must not be after today.",
+                          errors=[{"field": "on", "reason": "must not be in the future"}])
+        lines: list[dict[str, Any]] = []
+        asked: list[RequestLine] = []
+        follow_ups: list[tuple[FollowUp, list[str]]] = []
+        for source, cohort, reference, offer_id in self._registry_cohorts(municipality):
+            follow_up = self._follow_up(source.id)
+            points = [(p, m, d) for p, m, d in due_points(cohort, reference, on)
+                      if FollowUp.key(p, reference) not in follow_up.requested]
+            person = self.vault.open(source.client_id, source.sealed_person) if points else None
+            if person is None:
+                continue  # nothing due, or erased: never asked about again
+            for point, months, observe_on in points:
+                line = len(lines) + 1
+                lines.append({"line": line, "client_id": str(source.client_id),
+                              "source_id": str(source.id), "trajectory_id": str(source.trajectory_id),
+                              "offer_id": str(offer_id) if offer_id else None, "cohort": cohort,
+                              "point": point, "months_after": months,
+                              "reference_date": reference.isoformat(), "observe_on": observe_on.isoformat()})
+                asked.append(RequestLine(line, person.bsn, point, reference, observe_on))
+            follow_ups.append((follow_up, [FollowUp.key(p, reference) for p, _, _ in points]))
+        if not lines:
+            return None
+        request = RegistryRequest(municipality=municipality, built_on=self.clock(), on=on, lines=lines)
+        for follow_up, keys in follow_ups:
+            follow_up.requested_in(request.id, keys)
+        self.save(request, *(f for f, _ in follow_ups))
+        return self._registry_summary(request), self.registry.request(request.id, asked)
+
+    def _registry_cohorts(self, municipality: str) -> list[tuple[Any, str, dt.date, uuid.UUID | None]]:
+        """(referral or offer, cohort, reference date, offer id): the unknown-destination
+        cohort from the refusal, placed clients from their latest placement."""
+        found: list[tuple[Any, str, dt.date, uuid.UUID | None]] = []
+        for offer_id in self._originators(JobOffer.DestinationUnknown):
+            offer: JobOffer = self.repository.get(offer_id)
+            if offer.municipality == municipality and offer.state == "destination-unknown":
+                refused = [entry[1] for entry in offer.history if entry[0] == "refused"]
+                found.append((offer, LBU_COHORT, refused[-1], offer.id))
+        for referral_id in self._originators(Referral.TrajectoryPlaced):
+            referral: Referral = self.repository.get(referral_id)
+            placed = [entry[1] for entry in referral.history if entry[0] == "placed"]
+            if referral.municipality == municipality and placed:
+                found.append((referral, PLACED_COHORT, max(placed), None))
+        return found
+
+    def _originators(self, event_class: type) -> list[uuid.UUID]:
+        topic, position, ids = get_topic(event_class), None, {}
+        while page := self.recorder.select_notifications(position, 500, topics=[topic],
+                                                         inclusive_of_start=False):
+            ids.update((n.originator_id, None) for n in page)
+            position = page[-1].id
+        return list(ids)
+
+    def _follow_up(self, source_id: uuid.UUID) -> FollowUp:
+        try:
+            return self.repository.get(FollowUp.create_id(source_id))
+        except AggregateNotFoundError:
+            return FollowUp(source_id)
+
+    def registry_request(self, request_id: uuid.UUID, caller: Principal) -> dict[str, Any]:
+        return self._registry_summary(self._registry_request_for(request_id, caller))
+
+    def _registry_request_for(self, request_id: uuid.UUID, caller: Principal) -> RegistryRequest:
+        try:
+            request = self.repository.get(request_id)
+        except AggregateNotFoundError:
+            request = None
+        if not isinstance(request, RegistryRequest) or not caller.sees_municipality(request.municipality):
+            raise Problem(404, "Registry request not found")
+        return request
+
+    @staticmethod
+    def _registry_summary(request: RegistryRequest) -> dict[str, Any]:
+        points: dict[str, int] = {}
+        for line in request.lines.values():
+            points[line["point"]] = points.get(line["point"], 0) + 1
+        return {
+            "request_id": str(request.id), "municipality": request.municipality,
+            "on": request.on.isoformat(), "built_on": request.built_on.isoformat(),
+            "lines": len(request.lines), "points": points, "answered": len(request.answers),
+            "imports": list(request.imports),
+            "observations": [
+                {"line": n, "client_id": line["client_id"], "trajectory_id": line["trajectory_id"],
+                 "offer_id": line["offer_id"], "point": line["point"], "observe_on": line["observe_on"],
+                 "answer": request.answers.get(n)}
+                for n, line in sorted(request.lines.items())],
+        }
+
+    def registry_file(self, request_id: uuid.UUID, caller: Principal, kind: str) -> bytes:
+        """A kept file, rendered again: the request, or the answers imported so far. The
+        BSN is read from the person's sealed data, so an erased person's is empty."""
+        request = self._registry_request_for(request_id, caller)
+        bsns = {n: self._bsn_of(line) for n, line in request.lines.items()}
+        if kind == "request":
+            return write_request(request.id, [
+                RequestLine(n, bsns[n], line["point"], dt.date.fromisoformat(line["reference_date"]),
+                            dt.date.fromisoformat(line["observe_on"]))
+                for n, line in sorted(request.lines.items())])
+        return write_answers([
+            AnswerLine(0, request.id, n, bsns[n], a["employed"], a["employer_id"], a["hours_per_week"],
+                       dt.date.fromisoformat(a["period_start"]), dt.date.fromisoformat(a["period_end"]),
+                       a["on_benefit"], a["benefit_kind"])
+            for n, a in sorted(request.answers.items())])
+
+    def _bsn_of(self, line: dict[str, Any]) -> str:
+        try:
+            source = self.repository.get(uuid.UUID(line["source_id"]))
+        except AggregateNotFoundError:
+            return ""
+        person = self.vault.open(source.client_id, source.sealed_person)
+        return person.bsn if person else ""
+
+    @retries_on_conflict("registry request")
+    def import_registry_answers(self, caller: Principal, file: bytes) -> dict[str, Any]:
+        """Imports an answer file all or nothing. Every row is checked first (against its
+        request line: the request, the line, the person, the period); if any is wrong,
+        nothing is recorded and the error names every row and field. A row already
+        imported with the same values is skipped, so importing a file twice records
+        nothing the second time."""
+        parsed = self.registry.answers(file)
+        errors: list[LineError] = list(parsed.errors)
+        if parsed.rows == 0 and not errors:
+            errors.append(LineError(1, "file", "has no answer rows"))
+        requests: dict[uuid.UUID, RegistryRequest | None] = {}
+        new: dict[uuid.UUID, list[dict[str, Any]]] = {}
+        seen: set[tuple[uuid.UUID, int]] = set()
+        report = []
+        for x in parsed.lines:
+            if x.request_id not in requests:
+                try:
+                    requests[x.request_id] = self._registry_request_for(x.request_id, caller)
+                except Problem:
+                    requests[x.request_id] = None
+            request = requests[x.request_id]
+
+            def wrong(field: str, reason: str, row: int = x.row, line: int = x.line) -> None:
+                errors.append(LineError(row, field, reason, line))
+
+            if request is None:
+                wrong("request_id", "no such request")
+                continue
+            spec = request.lines.get(x.line)
+            if spec is None:
+                wrong("line", "not a line of this request")
+                continue
+            if (x.request_id, x.line) in seen:
+                wrong("line", "answered twice in this file")
+                continue
+            seen.add((x.request_id, x.line))
+            if str(client_pseudonym(x.bsn, self.config.pseudonym_key)) != spec["client_id"]:
+                wrong("bsn", "does not match the person of this request line")
+                continue
+            observe_on = dt.date.fromisoformat(spec["observe_on"])
+            if not x.period_start <= observe_on <= x.period_end:
+                wrong("period_start", "the period must contain the date the line asks about "
+                                      "(observe_on of the request line)")
+                continue
+            previous = request.answers.get(x.line)
+            if previous is not None and previous != x.values():
+                wrong("line", "already imported with other values")
+                continue
+            status = "already-imported" if previous is not None else "imported"
+            if previous is None:
+                new.setdefault(request.id, []).append({"line": x.line, **x.values()})
+            report.append({"row": x.row, "request_id": str(x.request_id), "line": x.line, "status": status})
+        if errors:
+            errors.sort(key=lambda e: (e.row, e.field))
+            rows = len({e.row for e in errors})
+            raise Problem(422, "Answer file rejected",
+                          f"{rows} of {parsed.rows} rows have errors; nothing was imported.",
+                          errors=[e.as_dict() for e in errors[:1000]])
+        changed = []
+        for request_id, answers in new.items():
+            request = requests[request_id]
+            assert request is not None
+            request.answer(self.clock(), answers)
+            changed.append(request)
+        if changed:
+            self.save(*changed)
+        imported = sum(len(a) for a in new.values())
+        return {"rows": parsed.rows, "imported": imported, "already_imported": len(report) - imported,
+                "requests": sorted(str(r) for r in requests), "report": report}
+
     # --- what trajectory tells intake --------------------------------------------------
 
     def on_event(self, event: Event, attributes: Attributes,
@@ -430,6 +631,11 @@ class IntakeApplication(ServiceApplication):
             offer: JobOffer = self.repository.get(domain_event.originator_id,
                                                   version=domain_event.originator_version)
             return [(offer.municipality, _offer_event(offer, domain_event))]
+        if kind is RegistryRequest.Answered:
+            request: RegistryRequest = self.repository.get(domain_event.originator_id,
+                                                           version=domain_event.originator_version)
+            return [(request.municipality, e) for answer in domain_event.answers
+                    for e in _observed(request, answer)]
         return []
 
 
@@ -465,6 +671,24 @@ def _offer_event(offer: JobOffer, domain_event: Any) -> Event:
             return DestinationUnknown(**common, since=domain_event.since)
     return ReturnedForBenefit(**common, returned_on=domain_event.returned_on,
                               from_unknown_destination=domain_event.from_unknown_destination)
+
+
+def _observed(request: RegistryRequest, answer: dict[str, Any]) -> tuple[Event, Event]:
+    """One answer line: what the registry and the benefit administration observed."""
+    line = request.lines[int(answer["line"])]
+    common = {"trajectory_id": uuid.UUID(line["trajectory_id"]),
+              "observation_id": observation_id(request.id, int(answer["line"])),
+              "client_id": uuid.UUID(line["client_id"]), "municipality": request.municipality,
+              "offer_id": uuid.UUID(line["offer_id"]) if line["offer_id"] else None,
+              "cohort": line["cohort"], "point": line["point"],
+              "months_after": POINTS[line["point"]][1],
+              "reference_date": dt.date.fromisoformat(line["reference_date"]),
+              "observed_on": dt.date.fromisoformat(line["observe_on"]),
+              "period_start": dt.date.fromisoformat(answer["period_start"]),
+              "period_end": dt.date.fromisoformat(answer["period_end"])}
+    return (EmploymentObserved(**common, employed=answer["employed"], employer_id=answer["employer_id"],
+                               hours_per_week=answer["hours_per_week"]),
+            BenefitObserved(**common, on_benefit=answer["on_benefit"], benefit_kind=answer["benefit_kind"]))
 
 
 class _conflict:

@@ -8,6 +8,7 @@ import logging
 import os
 
 from contracts.access import Credentials
+from contracts.clock import installation_clock
 from contracts.municipalities import MUNICIPALITIES
 from contracts.runtime import Service, Settings, serve
 from contracts.service import store_env
@@ -35,7 +36,10 @@ def config_from_env(env: dict[str, str]) -> IntakeConfig:
 
 def build(settings: Settings, env: dict[str, str] | None = None) -> Service:
     env = dict(os.environ if env is None else env)
-    app = IntakeApplication(store_env(settings.database_url), config=config_from_env(env))
+    # "Today" for the LBU timer, retention and the "not in the future" checks is the
+    # installation's clock (`contracts.clock`); events keep their real recorded time.
+    app = IntakeApplication(store_env(settings.database_url), config=config_from_env(env),
+                            clock=installation_clock(env).today)
     interval = float(env.get("INTAKE_TIMER_SECONDS", "60"))
 
     async def lbu_timer() -> None:

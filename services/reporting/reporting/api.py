@@ -76,9 +76,9 @@ def create_api(store: ReportingStore, credentials: Credentials, *, intake_url: s
             "waitlists": waitlist_figures(docs, narrowing),
             "volumes": volume_figures(docs, tender, narrowing),
             "budgets": budget_figures(docs, tender, scope, narrowing),
-            "coaching": coaching_figures(docs, narrowing),
-            "lbu": lbu_figures(store.documents("offer", scope), narrowing),
-            "providers": provider_results(docs, narrowing, tender),
+            "coaching": coaching_figures(docs, narrowing, today()),
+            "lbu": lbu_figures(store.documents("offer", scope), narrowing, today()),
+            "providers": provider_results(docs, narrowing, tender, today()),
         }
 
     api.state.figures_for = figures_for
@@ -87,15 +87,30 @@ def create_api(store: ReportingStore, credentials: Credentials, *, intake_url: s
     def figures(caller: reader, narrowing: Narrowing, municipality: Asked = None) -> dict[str, Any]:
         """Referrals, rejections, trajectories, outflow, lead times, waitlists, volumes
         against the contracted yearly volumes, budget used against the budget (with its
-        ESF-3 and WWB shares), coaching retention, the six-month result, overdue check-ins,
-        the LBU cohort, results per provider. Volumes and budgets come from the tender's
-        reference data that the trajectory service publishes.
+        ESF-3 and WWB shares), the results 6, 12 and 24 months after a placement with
+        their evidence, overdue check-ins, the LBU cohort and where its unknown
+        destinations went, results per provider. Volumes and budgets come from the
+        tender's reference data that the trajectory service publishes.
 
         The trajectory figures add up: every trajectory opened is in exactly one of
         `open`, `placed` (it ended in a regular job) or `closed` (it ended otherwise), so
         `opened = open + placed + closed` and `closed = sum(closed_by_reason)`; a
         placement is counted once, as placed, never as closed too (`closed_by_reason` has
-        no `placed`). Per provider, likewise, `placed + closed <= assigned`."""
+        no `placed`). Per provider, likewise, `placed + closed <= assigned`.
+
+        The results after a placement (`coaching.outcomes`, at `6_months`, `12_months`
+        and `24_months`) claim no more than the records prove: a placement that reached
+        the point (by `as_of`) is `employed` or `not_employed` only with evidence -- the
+        employment registry's answer, the employer's confirmation, a check-in or
+        follow-up contact from six weeks before the point to two weeks after it, or (not
+        employed) a job loss the coach reported before it -- and otherwise `unknown`,
+        never employed. So `employed + not_employed + unknown = reached`, `sum(by_evidence)
+        = employed + not_employed`, and `share_employed_of_known` is employed over
+        employed + not_employed (None when nothing is known), with `unknown` beside it.
+        `coaching.outcomes_by` gives the same per municipality, programme and provider (a
+        trajectory with several providers counts under each). For the LBU cohort's
+        unknown destinations (`lbu.destinations`, 3, 6 and 12 months after the refusal),
+        `working + back_on_benefit + still_unknown = reached`."""
         return figures_for(caller, municipality, narrowing)
 
     @api.get("/event-counts", responses=ERRORS)

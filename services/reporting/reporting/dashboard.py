@@ -1,5 +1,6 @@
 """The dashboard a municipality's staff look at: the funnel, volumes against the
-contract, retention after twelve months and results per provider, as charts drawn on
+contract, who still works 6, 12 and 24 months after a placement (what is known, and
+beside it what is not) and results per provider, as charts drawn on
 the server (inline SVG: nothing to fetch from elsewhere), each with its numbers one click
 away. Staff sign in with their municipality's credential and see only that municipality;
 a credential with `reports:combined` sees the five together or any one of them.
@@ -47,6 +48,19 @@ def _bars(rows: list[tuple[str, float, float | None]], *, unit: str = "", test_i
             f'aria-label="{test_id}">{"".join(out)}</svg>')
 
 
+def _share(share: float | None) -> str:
+    return "–" if share is None else f"{share:.0%}"
+
+
+def _known(block: dict[str, Any]) -> str:
+    """The retention share, only over those whose result is known, with the unknown beside it."""
+    known = block["employed"] + block["not_employed"]
+    if not known:
+        return f"No result known yet; {block['unknown']} unknown."
+    return (f"{_share(block['share_employed_of_known'])} employed of the {known} whose result is known; "
+            f"{block['unknown']} unknown.")
+
+
 def _table(header: list[str], rows: list[list[Any]], test_id: str) -> str:
     head = "".join(f"<th>{_e(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in row) + "</tr>" for row in rows)
@@ -59,7 +73,7 @@ def render(figures: dict[str, Any], *, who: str, choice: list[str], options: lis
     t, c = figures["trajectories"], figures["coaching"]
     funnel = [("Referred", t["referred"], None), ("Trajectory opened", t["trajectories"]["opened"], None),
               ("Placed in a job", t["trajectories"]["placed"], None),
-              ("Employed after 12 months", c["retention_12_months"]["employed"], None)]
+              ("Employed after 12 months", c["outcomes"]["12_months"]["employed"], None)]
     # The contracted yearly volumes (from the tender's reference data) are for the five
     # municipalities together: a mark only where all five are in view.
     five = len(figures["municipalities"]) == len(MUNICIPALITIES)
@@ -74,10 +88,13 @@ def render(figures: dict[str, Any], *, who: str, choice: list[str], options: lis
             budget_bars.append((f"  of which {label}", round(used / 1000, 1), round(budget / 1000, 1)))
             budget_rows.append([b["title"], label, round(used), round(budget)])
     waiting = figures["waitlists"]["waiting"]
-    completed = c["completed"]
-    retention = [("Employed", c["retention_12_months"]["employed"], None),
-                 ("Same employer", c["retention_12_months"]["same_employer"], None),
-                 ("Not employed", completed - c["retention_12_months"]["employed"], None)]
+    twelve = c["outcomes"]["12_months"]
+    # Only what is proven counts as employed; the unknown are shown beside it, not hidden.
+    retention = [("Employed", twelve["employed"], None), ("Same employer", twelve["same_employer"], None),
+                 ("Not employed", twelve["not_employed"], None), ("Unknown", twelve["unknown"], None)]
+    points = [[label, b["reached"], b["employed"], b["not_employed"], b["unknown"], _share(b["share_employed_of_known"])]
+              for label, b in (("6 months", c["outcomes"]["6_months"]), ("12 months", twelve),
+                               ("24 months", c["outcomes"]["24_months"]))]
     providers = figures["providers"]
     by_provider: dict[str, list[int]] = {}
     for row in providers:
@@ -130,9 +147,12 @@ summary{{cursor:pointer;color:#1b5e8c}} .pick{{margin:0}} a{{color:#fff}}
 <p><small>Committed by the trajectories referred in {year} (each assignment at its contract's tariff); red marks: the budget of the municipalities in view over the whole contract, split over ESF-3 and the WWB work budget.</small></p>
 {_table(["budget", "source", "used (€)", "budget (€)"], budget_rows, "budget-numbers")}</section>
 <section><h2>Still employed after twelve months</h2>{_bars(retention, test_id="retention")}
-{_table(["outcome", "people"], [[label, v] for label, v, _ in retention], "retention-numbers")}</section>
+<p data-testid="retention-share">{_e(_known(twelve))}</p>
+<p><small>Employed or not only with evidence: the employment registry, the employer, a contact from six weeks before the point to two weeks after it, or a job loss the coach reported; otherwise unknown.</small></p>
+{_table(["outcome", "people"], [[label, v] for label, v, _ in retention], "retention-numbers")}
+{_table(["after the placement", "reached", "employed", "not employed", "unknown", "employed of known"], points, "outcome-numbers")}</section>
 <section><h2>Placed, per provider</h2>{_bars(provider_bars, unit="%", test_id="providers")}
-{_table(["provider", "discipline", "assigned", "placed", "retained"], [[r["provider"], r["discipline"], r["assigned"], r["placed"], r["retained_after_12_months"]] for r in providers], "provider-numbers")}</section>
+{_table(["provider", "discipline", "assigned", "placed", "employed after 12 months", "unknown after 12 months"], [[r["provider"], r["discipline"], r["assigned"], r["placed"], r["retained_after_12_months"], r["unknown_after_12_months"]] for r in providers], "provider-numbers")}</section>
 </main></body></html>"""
 
 

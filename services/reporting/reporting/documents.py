@@ -52,6 +52,8 @@ def key_of(event: ev.Event, attributes: Attributes | None = None) -> tuple[str, 
     kind = _kind(type(event))
     if kind == OFFER:
         return kind, str(event.offer_id)
+    if type(event) in REGISTRY_EVENTS and event.offer_id is not None:
+        return OFFER, str(event.offer_id)  # the LBU cohort's follow-up: its offer's document
     return kind, attributes.subject if attributes is not None else str(event.trajectory_id)
 
 
@@ -258,3 +260,42 @@ HANDLERS: dict[type[ev.Event], Callable[[Doc, Any], None]] = {
     ev.ReturnedForBenefit: _returned,
     ev.BudgetSet: _budget, ev.ProgrammeVolumeSet: _volume, ev.ContractAwarded: _contract_awarded,
 }
+
+
+# --- evidence of outcomes (issue 15): follow-up contacts and registry answers -----------
+# Apart from the handlers above, registered below them. What figures and outcomes.py read:
+#   coaching.follow_ups[contacted_on] = {contact_made, employed, same_employer}
+#   registry[point][observation_id] = {cohort, months_after, reference_date, observed_on,
+#       period_start, period_end, employed (EmploymentObserved), on_benefit, benefit_kind
+#       (BenefitObserved)}
+# on the trajectory's document for a placement, on the offer's for the LBU cohort. Both
+# observations of one answer line share an observation id and so one entry; keyed by id,
+# the entry does not depend on the order in which the two arrive.
+
+REGISTRY_EVENTS = (ev.EmploymentObserved, ev.BenefitObserved)
+
+
+def _follow_up(doc: Doc, e: ev.FollowUpContactRecorded) -> None:
+    _coaching(doc).setdefault("follow_ups", {})[_d(e.contacted_on)] = {
+        "contact_made": e.contact_made, "employed": e.employed, "same_employer": e.same_employer}
+
+
+def _answer(doc: Doc, e: ev.EmploymentObserved | ev.BenefitObserved) -> Doc:
+    answer = doc.setdefault("registry", {}).setdefault(e.point, {}).setdefault(str(e.observation_id), {})
+    answer.update(cohort=e.cohort, months_after=e.months_after, reference_date=_d(e.reference_date),
+                  observed_on=_d(e.observed_on), period_start=_d(e.period_start), period_end=_d(e.period_end))
+    return answer
+
+
+def _employment_observed(doc: Doc, e: ev.EmploymentObserved) -> None:
+    _answer(doc, e)["employed"] = e.employed
+
+
+def _benefit_observed(doc: Doc, e: ev.BenefitObserved) -> None:
+    _answer(doc, e).update(on_benefit=e.on_benefit, benefit_kind=e.benefit_kind)
+
+
+HANDLERS.update({
+    ev.FollowUpContactRecorded: _follow_up,
+    ev.EmploymentObserved: _employment_observed, ev.BenefitObserved: _benefit_observed,
+})

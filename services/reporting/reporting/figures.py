@@ -14,7 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from contracts.clock import installation_clock
 from reporting.documents import Doc
+from reporting.outcomes import EVIDENCE, LBU_POINTS, POINTS, Outcome, destination_at, outcome_at, placement_of
 
 PROGRAMMES = ("social-activation", "reintegration", "focus2move")
 
@@ -218,25 +220,16 @@ def _split(amount: float, budget: Doc) -> dict[str, float]:
     return {source: round(amount * part / total, 2) for source, part in sorted(budget["sources_eur"].items())}
 
 
-def coaching_figures(docs: list[Doc], filters: Filters = Filters()) -> dict[str, Any]:
+def coaching_figures(docs: list[Doc], filters: Filters = Filters(),
+                     today: dt.date | None = None) -> dict[str, Any]:
     plans = [d["coaching"] for d in docs if filters.admits(d) and d.get("coaching", {}).get("plan_id")]
     coaches = Counter(p.get("coach_now") or p.get("coach_id") for p in plans)
     completed = [p["completed"] for p in plans if p.get("completed")]
-    six = [p["six_months"] for p in plans if p.get("six_months")]
     overdue = sum(1 for p in plans for n in p.get("overdue", {}) if n not in p.get("check_ins", {}))
     return {
         "plans": len(plans),
         "completed": len(completed),
-        "retention_12_months": {
-            "employed": sum(c["employed_at_end"] for c in completed),
-            "same_employer": sum(bool(c.get("same_employer")) for c in completed),
-            "share": round(sum(c["employed_at_end"] for c in completed) / len(completed), 4) if completed else None,
-        },
-        "result_6_months": {
-            "measured": len(six),
-            "employed": sum(s["employed"] for s in six),
-            "share": round(sum(s["employed"] for s in six) / len(six), 4) if six else None,
-        },
+        **outcome_figures(docs, filters, today),
         "check_ins_overdue": overdue,
         "jobs_lost": sum(len(p.get("jobs_lost", {})) for p in plans),
         "coach_changes": sum(len(p.get("coach_changes", {})) for p in plans),
@@ -244,7 +237,82 @@ def coaching_figures(docs: list[Doc], filters: Filters = Filters()) -> dict[str,
     }
 
 
-def lbu_figures(offers: list[Doc], filters: Filters = Filters()) -> dict[str, Any]:
+def _today() -> dt.date:
+    """The installation's date (`contracts.clock`: the wall clock unless the environment
+    sets a simulated one), when the caller names none: whether a point has passed is a
+    question of the business's time, as coaching's due dates are."""
+    return installation_clock().today()
+
+
+def _point(months: int) -> str:
+    return f"{months}_months"
+
+
+def _outcomes(doc: Doc, today: dt.date) -> list[Outcome]:
+    """The results of a placement at the points it has reached by `today` (none if it has
+    no placement)."""
+    placement = placement_of(doc)
+    if placement is None:
+        return []
+    return [o for o in (outcome_at(placement, m) for m in POINTS) if o.point <= today]
+
+
+def _outcome_block(outcomes: list[Outcome]) -> dict[str, Any]:
+    """One point's results: employed + not_employed + unknown = reached, and
+    sum(by_evidence) = employed + not_employed (what is known, by what proves it)."""
+    results = Counter(o.result for o in outcomes)
+    known = results["employed"] + results["not-employed"]
+    evidence = Counter(o.evidence.kind for o in outcomes if o.evidence)
+    return {
+        "reached": len(outcomes),
+        "employed": results["employed"],
+        "not_employed": results["not-employed"],
+        "unknown": results["unknown"],
+        "share_employed_of_known": round(results["employed"] / known, 4) if known else None,
+        "same_employer": sum(o.result == "employed" and o.same_employer is True for o in outcomes),
+        "by_evidence": {kind: evidence[kind] for kind in EVIDENCE},
+    }
+
+
+def _outcome_blocks(per_doc: list[list[Outcome]]) -> dict[str, Any]:
+    return {_point(m): _outcome_block([o for outcomes in per_doc for o in outcomes if o.months == m])
+            for m in POINTS}
+
+
+def _providers_of(doc: Doc, filters: Filters) -> set[str]:
+    """The providers under which a trajectory counts: each one `Filters(provider=...)`
+    admits it for (assigned in any discipline, or in the one asked for)."""
+    return {a["provider"] for d, a in doc.get("assignments", {}).items()
+            if (not filters.discipline or d == filters.discipline)
+            and (not filters.provider or a["provider"] == filters.provider)}
+
+
+def outcome_figures(docs: list[Doc], filters: Filters = Filters(),
+                    today: dt.date | None = None) -> dict[str, Any]:
+    """Whether placed people still work 6, 12 and 24 months after the placement's start,
+    by the evidence rule of `reporting.outcomes`: per point, the placements that reached
+    it by `today` (default: the installation's date), each employed, not employed or unknown --
+    employed + not_employed + unknown = reached -- and the share employed of those whose
+    result is known, with the unknown count beside it. The same per municipality, per
+    programme and per provider (a trajectory with several providers counts under each,
+    as `?provider=` narrows it: those rows need not add up to the total)."""
+    today = today or _today()
+    placed = [(d, outcomes) for d in docs if filters.admits(d) and (outcomes := _outcomes(d, today))]
+    groups: dict[str, dict[str, list[list[Outcome]]]] = {"municipality": {}, "programme": {}, "provider": {}}
+    for doc, outcomes in placed:
+        groups["municipality"].setdefault(doc.get("municipality") or "", []).append(outcomes)
+        groups["programme"].setdefault(doc.get("programme") or "", []).append(outcomes)
+        for provider in _providers_of(doc, filters):
+            groups["provider"].setdefault(provider, []).append(outcomes)
+    return {
+        "outcomes": {"as_of": today.isoformat(), **_outcome_blocks([o for _, o in placed])},
+        "outcomes_by": {by: {key: _outcome_blocks(rows) for key, rows in sorted(group.items())}
+                        for by, group in groups.items()},
+    }
+
+
+def lbu_figures(offers: list[Doc], filters: Filters = Filters(),
+                today: dt.date | None = None) -> dict[str, Any]:
     def when(o: Doc) -> str | None:
         return o.get("lbu", {}).get("offered_on")
 
@@ -259,14 +327,39 @@ def lbu_figures(offers: list[Doc], filters: Filters = Filters()) -> dict[str, An
         "returned_for_benefit": sum(bool(o.get("returned_on")) for o in lbu),
         "unknown_destination": sum(bool(o.get("unknown_since")) and not o.get("returned_on") for o in lbu),
         "left_unknown_destination": sum(bool(o.get("returned_from_unknown")) for o in lbu),
+        "destinations": destination_figures(offers, today),
     }
 
 
+def destination_figures(offers: list[Doc], today: dt.date | None = None) -> dict[str, Any]:
+    """Where the unknown-destination cohort went, 3, 6 and 12 months after the refusal:
+    of those whose point has passed by `today`, working (the employment registry), back
+    on a benefit (the benefit administration, or they came back for one) or still
+    unknown -- working + back_on_benefit + still_unknown = reached; `not_observed` counts
+    those still unknown for want of any registry answer."""
+    today = today or _today()
+    blocks = {}
+    for months in LBU_POINTS:
+        seen = [w for o in offers if (w := destination_at(o, months)) is not None and w.point <= today]
+        where = Counter(w.destination for w in seen)
+        evidence = Counter(w.evidence for w in seen if w.evidence)
+        blocks[f"{months}_months"] = {
+            "reached": len(seen), "working": where["working"], "back_on_benefit": where["back-on-benefit"],
+            "still_unknown": where["still-unknown"],
+            "not_observed": sum(w.evidence is None for w in seen),
+            "by_evidence": {k: evidence[k] for k in ("registry", "benefit-administration", "returned")},
+        }
+    return blocks
+
+
 def provider_results(docs: list[Doc], filters: Filters = Filters(),
-                     tender: Sequence[Doc] = ()) -> list[dict[str, Any]]:
+                     tender: Sequence[Doc] = (), today: dt.date | None = None) -> list[dict[str, Any]]:
     """Per provider and discipline: trajectories assigned, placed, closed (ended other
-    than in a job; a placement is not counted as closed too), and what their assignments
-    commit at the contract's tariff (None where no contract names one)."""
+    than in a job; a placement is not counted as closed too), the result twelve months
+    after the placement (employed, not employed, unknown: by the evidence rule of
+    `reporting.outcomes`, for the placements that reached the point), and what their
+    assignments commit at the contract's tariff (None where no contract names one)."""
+    today = today or _today()
     tariffs = {(c["provider"], c["programme"], c["discipline"]): c["tariff_eur"]
                for c in _tender(tender, "contract")}
     rows: dict[tuple[str, str], Counter[str]] = {}
@@ -274,6 +367,7 @@ def provider_results(docs: list[Doc], filters: Filters = Filters(),
     for doc in docs:
         if not filters.admits(doc):
             continue
+        twelve = next((o.result for o in _outcomes(doc, today) if o.months == 12), None)
         for discipline, assignment in doc.get("assignments", {}).items():
             if filters.provider and assignment["provider"] != filters.provider:
                 continue
@@ -281,7 +375,8 @@ def provider_results(docs: list[Doc], filters: Filters = Filters(),
             counts = rows.setdefault(key, Counter())
             counts["assigned"] += 1
             counts[outcome(doc)] += 1  # placed and closed never overlap, as in the figures
-            counts["coaching_retained"] += bool(doc.get("coaching", {}).get("completed", {}).get("employed_at_end"))
+            if twelve is not None:
+                counts[f"12:{twelve}"] += 1
             committed.setdefault(key, 0)
         for day_discipline, provider in doc.get("commitments", {}).items():
             key = (provider, day_discipline.split("|", 1)[1])
@@ -289,6 +384,7 @@ def provider_results(docs: list[Doc], filters: Filters = Filters(),
                 tariff = tariffs.get((provider, doc.get("programme"), key[1]))
                 committed[key] = None if tariff is None else committed[key] + tariff
     return [{"provider": p, "discipline": d, "assigned": c["assigned"], "placed": c["placed"],
-             "closed": c["closed"], "retained_after_12_months": c["coaching_retained"],
+             "closed": c["closed"], "retained_after_12_months": c["12:employed"],
+             "not_employed_after_12_months": c["12:not-employed"], "unknown_after_12_months": c["12:unknown"],
              "committed_eur": committed[(p, d)]}
             for (p, d), c in sorted(rows.items())]

@@ -14,6 +14,7 @@ import sys
 import httpx
 
 from contracts.access import Credentials
+from contracts.clock import installation_clock
 from contracts.runtime import Service, Settings, configure_logging, serve
 from contracts.topics import EVENT_TOPICS
 from reporting.api import create_api
@@ -26,8 +27,11 @@ def build(settings: Settings, env: dict[str, str] | None = None) -> Service:
     store = ReportingStore(settings.database_url)
     services = {name: url for name in ("intake", "trajectory", "coaching")
                 if (url := env.get(f"REPORTING_{name.upper()}_URL"))}
+    # "Today" (the dashboard's default year, the SRG export's reference date) is the
+    # installation's clock (`contracts.clock`); the access log keeps real time.
     api = create_api(store, Credentials.from_env(env), intake_url=env.get("REPORTING_INTAKE_URL"),
-                     bootstrap_servers=settings.bootstrap_servers, service_urls=services)
+                     bootstrap_servers=settings.bootstrap_servers, service_urls=services,
+                     today=installation_clock(env).today)
     return Service(settings=settings, app=store, api=api, consumes_from=EVENT_TOPICS)
 
 

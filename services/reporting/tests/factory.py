@@ -6,9 +6,11 @@ import uuid
 
 from contracts import events as ev
 from contracts.envelope import envelope, source_urn
+from reporting.outcomes import add_months
 
 _n = itertools.count()
 D = dt.date(2026, 3, 2)
+WEEKS = (2, 6, 13, 26, 39, 52)  # coaching's default check-in weeks
 
 
 def wrap(data, service="trajectory", municipality="alkmaar"):
@@ -89,3 +91,51 @@ def waitlisted(municipality="castricum", discipline="Diagnose", provider="agens"
         events.append(wrap(ev.ProviderAssigned(trajectory_id=t, provider=provider, discipline=discipline,
                                                assigned_on=admitted_on), municipality=municipality))
     return events
+
+
+def coached(municipality="alkmaar", programme="focus2move", provider="agens", *, start=dt.date(2008, 3, 3),
+            contacts=WEEKS, lost_on=None, follow_ups=(), registry=()):
+    """A placement as the services publish it: referral, trajectory, placement, a coaching
+    plan with its check-ins (contact at the weeks in `contacts`, none at the others), a
+    job loss, the scheduler's six-month point and end of the year -- both "employed"
+    whenever no loss was reported, as coaching works them out -- and follow-ups and
+    registry answers (months, employed) if given."""
+    t, c, p = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    ends, six = add_months(start, 12), add_months(start, 6)
+    events = [
+        ev.TrajectoryOpened(trajectory_id=t, referral_id=uuid.uuid4(), client_id=c, municipality=municipality,
+                            programme=programme, opened_on=start - dt.timedelta(days=60)),
+        ev.ProviderAssigned(trajectory_id=t, provider=provider, discipline="Directe bemiddeling en Nazorg",
+                            assigned_on=start - dt.timedelta(days=60)),
+        ev.PlacedInJob(trajectory_id=t, municipality=municipality, employer="Bakkerij", hours_per_week=32,
+                       contract_type="fixed-term", starts_on=start),
+        ev.CoachingStarted(trajectory_id=t, plan_id=p, municipality=municipality, coach_id=f"provider:{provider}",
+                           job_starts_on=start, ends_on=ends, six_month_on=six, grace_days=7,
+                           check_ins_due=tuple(start + dt.timedelta(weeks=w) for w in WEEKS)),
+    ]
+    for n, w in enumerate(WEEKS, start=1):
+        held = start + dt.timedelta(weeks=w)
+        if lost_on and held >= lost_on:
+            break
+        if w in contacts:
+            events.append(ev.CheckInRecorded(trajectory_id=t, plan_id=p, check_in=n, held_on=held,
+                                             contact_made=True, still_employed=True))
+        else:
+            events.append(ev.CheckInOverdue(trajectory_id=t, plan_id=p, check_in=n, due_on=held))
+    if lost_on:
+        events.append(ev.JobLost(trajectory_id=t, plan_id=p, lost_on=lost_on, reason="dismissed"))
+    events += [
+        ev.SixMonthPointReached(trajectory_id=t, plan_id=p, measured_on=six,
+                                employed=not lost_on or lost_on > six, same_employer=True),
+        ev.CoachingCompleted(trajectory_id=t, plan_id=p, completed_on=ends, employed_at_end=not lost_on,
+                             same_employer=not lost_on),
+    ]
+    events += [ev.FollowUpContactRecorded(trajectory_id=t, plan_id=p, contacted_on=on, contact_made=True,
+                                          employed=employed) for on, employed in follow_ups]
+    for months, employed in registry:
+        events.append(ev.EmploymentObserved(
+            trajectory_id=t, observation_id=uuid.uuid4(), client_id=c, municipality=municipality, cohort="placed",
+            point=f"placement-{months}-months", months_after=months, reference_date=start,
+            observed_on=add_months(start, months), period_start=add_months(start, months) - dt.timedelta(days=30),
+            period_end=add_months(start, months), employed=employed))
+    return [wrap(e, "intake" if isinstance(e, ev.EmploymentObserved) else "coaching", municipality) for e in events]

@@ -85,9 +85,11 @@ class TrajectoryApplication(TenderUseCases, AssignmentDesk, Notifications, Servi
 
     def __init__(self, env: dict[str, str] | None = None, *, tender: TenderData | None = None,
                  clock: Callable[[], dt.datetime] = utc_now,
-                 config: TrajectoryConfig | None = None, secrets: SecretStore | None = None) -> None:
+                 config: TrajectoryConfig | None = None, secrets: SecretStore | None = None,
+                 calendar: Callable[[], dt.date] | None = None) -> None:
         super().__init__(env)
-        self.clock = clock
+        self.clock = clock  # real time: webhook deliveries, their retries and signatures
+        self.calendar = calendar  # the business date (the installation's clock), if not clock's
         self.config = config or TrajectoryConfig()
         self.writes = threading.RLock()
         self.secrets = secrets or secret_store_for(self.recorder)
@@ -96,7 +98,8 @@ class TrajectoryApplication(TenderUseCases, AssignmentDesk, Notifications, Servi
         self.seed(tender or load())
 
     def today(self) -> dt.date:
-        return self.clock().date()
+        """The business date: the installation's clock when wired (`main.build()`)."""
+        return self.calendar() if self.calendar is not None else self.clock().date()
 
     def write(self, command: Callable[[], T], what: str = "trajectory") -> T:
         """Runs a command under the write lock; on a version conflict with another process
@@ -260,12 +263,18 @@ class TrajectoryApplication(TenderUseCases, AssignmentDesk, Notifications, Servi
         return _view(trajectory, caller)
 
     def history(self, trajectory_id: uuid.UUID, caller: Principal | None = None) -> list[dict[str, Any]]:
-        """Every recorded fact of the trajectory, in order, with who recorded it when: for
-        its municipality and auditors (it names every provider involved)."""
+        """Every recorded fact of the trajectory with who recorded it when: for its
+        municipality and auditors (it names every provider involved). Each shows its
+        valid date (`on`, when it happened) apart from its recorded time (`recorded_at`,
+        real time), in order of valid date; facts of one date in the order recorded."""
         self._visible(trajectory_id, caller)
         if caller is not None and caller.kind == "provider":
             raise Problem(403, "Forbidden", "The history is for the municipality and auditors.")
-        return [_fact_view(e) for e in self.events.get(trajectory_id)]
+        facts, on = [], None
+        for e in self.events.get(trajectory_id):
+            on = _valid_on(e) or on  # a fact without a date of its own stays after the one before
+            facts.append((on or dt.date.min, e.timestamp, e.originator_version, e))
+        return [_fact_view(e) | {"on": _iso(_valid_on(e))} for *_, e in sorted(facts, key=lambda f: f[:3])]
 
     def caseload(self, provider: str) -> list[dict[str, Any]]:
         """The trajectories a provider holds now, per discipline."""
@@ -353,6 +362,15 @@ def _view(t: Trajectory, caller: Principal | None) -> dict[str, Any]:
         view["waiting"] = {d: s.isoformat() for d, s in t.waiting.items()}
         view["refusals"] = dict(t.refusals)
     return view
+
+
+def _valid_on(e: Any) -> dt.date | None:
+    """A fact's valid date: its first date field (`opened_on`, `starts_on`, …)."""
+    for name in (*getattr(type(e), "__annotations__", {}), *vars(e)):
+        value = getattr(e, name, None)
+        if name.endswith("_on") and isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+            return value
+    return None
 
 
 def _fact_view(e: Any) -> dict[str, Any]:

@@ -16,6 +16,10 @@ Environment, beyond the shared settings (`contracts.runtime.Settings`) and
     TRAJECTORY_DESK_SECONDS            how often the assignment desk looks for work when
                                        this process recorded nothing new (1.0; what it
                                        records wakes the desk at once)
+    TWEESPOOR_CLOCK_START, _ANCHOR, _SPEED
+                                       the installation's clock (`contracts.clock`): the
+                                       "today" of "lies in the future"; webhook deliveries
+                                       and recorded times stay on real time
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import logging
 import os
 
 from contracts.access import Credentials
+from contracts.clock import installation_clock
 from contracts.runtime import Service, Settings, serve
 from contracts.service import store_env
 from contracts.topics import COACHING_EVENTS, INTAKE_EVENTS, TRAJECTORY_EVENTS
@@ -58,7 +63,8 @@ def build(settings: Settings, env: dict[str, str] | None = None) -> Service:
     env = dict(os.environ if env is None else env)
     app = TrajectoryApplication(store_env(settings.database_url),
                                 tender=tender.load(env.get("TRAJECTORY_TENDER_FILE") or None),
-                                config=config_from_env(settings, env))
+                                config=config_from_env(settings, env),
+                                calendar=installation_clock(env).today)
     sender = WebhookSender(app, timeout=float(env.get("TRAJECTORY_WEBHOOK_TIMEOUT", "10")))
     interval = float(env.get("TRAJECTORY_DESK_SECONDS", "1.0"))
 
