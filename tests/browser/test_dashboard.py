@@ -17,9 +17,12 @@ from contracts.access import Credentials
 from infra.browser import FLAGS, ensure_chromium
 from infra.demo import write_credentials
 from reporting.api import create_api
-from reporting.figures import Filters, budget_figures, coaching_figures, trajectory_figures, waitlist_figures
+from reporting.figures import (
+    Filters, budget_figures, coaching_figures, lbu_figures, trajectory_figures, waitlist_figures,
+)
 from reporting.store import ReportingStore
 from services.reporting.tests.factory import coached, placed_trajectory, rejected, tender, waitlisted
+from services.reporting.tests.factory import refuser
 
 TODAY = dt.date(2026, 11, 23)
 YEAR = Filters(start=dt.date(2026, 1, 1), end=dt.date(2026, 12, 31))
@@ -53,6 +56,16 @@ def site(tmp_path_factory):
         events = coached(municipality, "reintegration", "dhg", start=start, contacts=[(2,), (2, 6, 13, 26)][i % 3 == 0],
                          lost_on=start + dt.timedelta(days=60) if i % 5 == 0 else None)
         for event in events:
+            store.apply(event, "t", 0, offset)
+            offset += 1
+    # The LBU cohort: refusers whose destination became unknown, with the registry's and
+    # the benefit administration's answers at 3 and 6 months (12 months not reached yet).
+    for i in range(18):
+        municipality, refused_on = ["alkmaar", "heiloo"][i % 2], dt.date(2026, 2 + i % 4, 1 + i)
+        answers = [((3, True, False), (6, True, False)), ((3, False, True), (6, False, False)), (),
+                   ((3, False, False),)]
+        for event in refuser(refused_on, answers[i // 2 % 4], municipality=municipality,
+                             returned_on=refused_on + dt.timedelta(days=150) if i % 7 == 3 else None):
             store.apply(event, "t", 0, offset)
             offset += 1
     with socket.socket() as s:
@@ -99,7 +112,7 @@ def test_staff_see_their_own_municipality_as_the_read_models_have_it(site, brows
     url, tokens, store = site
     page = sign_in(browser, url, tokens[f"{municipality}-staff"])
     docs = store.documents("trajectory", [municipality])
-    t, c = trajectory_figures(docs, YEAR), coaching_figures(docs, YEAR)
+    t, c = trajectory_figures(docs, YEAR), coaching_figures(docs, YEAR, TODAY)
     assert page.locator("header strong").inner_text().startswith(f"Tweespoor — {municipality.title()}")
     assert page.locator("[data-testid=kpi-referred] b").inner_text() == str(t["referred"])
     assert page.locator("[data-testid=kpi-placed] b").inner_text() == str(t["trajectories"]["placed"])
@@ -130,6 +143,78 @@ def test_staff_see_their_own_municipality_as_the_read_models_have_it(site, brows
     assert six["employed"] and six["not_employed"] and six["unknown"]  # the data shows all three
     share = page.locator("[data-testid=retention-share]").inner_text()
     assert f"{twelve['unknown']} unknown" in share
+    page.close()
+
+
+def share(value):
+    return "–" if value is None else f"{value:.0%}"
+
+
+def shown_rows(page, test_id):
+    page.click(f"details:has([data-testid={test_id}]) summary")
+    rows = page.locator(f"[data-testid={test_id}] tbody tr")
+    return [[cell.strip() for cell in rows.nth(i).locator("td").all_inner_texts()] for i in range(rows.count())]
+
+
+@pytest.mark.parametrize("municipality", ["alkmaar", "heiloo"])
+def test_the_survival_curves_and_the_destinations_are_the_read_models(site, browser, municipality):
+    url, tokens, store = site
+    page = sign_in(browser, url, tokens[f"{municipality}-staff"])
+    c = coaching_figures(store.documents("trajectory", [municipality]), YEAR, TODAY)
+    curves = {p: rows for p, rows in c["survival"].items() if any(r["reached"] for r in rows)}
+    assert curves and page.locator("svg[data-testid^=survival-]").count() == len(curves)
+    for programme, rows in curves.items():
+        reached = [r for r in rows if r["reached"]]
+        for r in rows:
+            assert r["employed"] + r["not_employed"] + r["unknown"] == r["reached"]
+        for months in (6, 12, 24):  # the curve agrees with the outcomes at their points
+            block = c["outcomes_by"]["programme"][programme][f"{months}_months"]
+            row = rows[months - 1]
+            assert (row["reached"], row["employed"], row["not_employed"], row["unknown"]) == (
+                block["reached"], block["employed"], block["not_employed"], block["unknown"])
+        chart = page.locator(f"svg[data-testid=survival-{programme}]")
+        months = chart.locator("g.month")
+        drawn = [{k: int(months.nth(i).get_attribute(f"data-{k}"))
+                  for k in ("month", "reached", "employed", "not-employed", "unknown")} for i in range(months.count())]
+        assert drawn == [{"month": r["month"], "reached": r["reached"], "employed": r["employed"],
+                          "not-employed": r["not_employed"], "unknown": r["unknown"]} for r in reached]
+        label = chart.get_attribute("aria-label")
+        for i, r in enumerate(reached):
+            text = (f"month {r['month']}: {r['reached']} reached, {r['employed']} employed, "
+                    f"{r['not_employed']} not employed, {r['unknown']} unknown; "
+                    f"{share(r['share_employed_of_reached'])} employed of all reached, "
+                    f"{share(r['share_employed_of_known'])} of those known, {share(r['share_unknown'])} unknown")
+            assert text in label
+            assert months.nth(i).locator("title").text_content() == text  # on hover
+            bar = float(months.nth(i).locator("rect.unknown").get_attribute("height"))
+            assert bar == pytest.approx(180 * r["share_unknown"], abs=0.06)  # the unknown, drawn
+        assert shown_rows(page, f"survival-numbers-{programme}") == [
+            [str(r["month"]), str(r["reached"]), str(r["employed"]), str(r["not_employed"]), str(r["unknown"]),
+             share(r["share_employed_of_reached"]), share(r["share_employed_of_known"]), share(r["share_unknown"])]
+            for r in reached]
+    # The coached re-integration placements show all three results, and months the
+    # evidence windows do not cover (month 5) unknown for every one of them.
+    rows = curves["reintegration"]
+    assert any(r["employed"] for r in rows) and any(r["not_employed"] for r in rows)
+    assert any(r["unknown"] for r in rows) and rows[4]["employed"] == 0 < rows[4]["reached"]
+
+    destinations = lbu_figures(store.documents("offer", [municipality]), YEAR, TODAY)["destinations"]
+    assert shown_rows(page, "destination-numbers") == [
+        [f"{point.split('_')[0]} months", str(b["reached"]), str(b["working"]), str(b["back_on_benefit"]),
+         str(b["still_unknown"])] for point, b in destinations.items()]
+    chart = page.locator("svg[data-testid=destinations]")
+    for point, b in destinations.items():
+        assert b["working"] + b["back_on_benefit"] + b["still_unknown"] == b["reached"]
+        months = point.split("_")[0]
+        segments = chart.locator(f"rect[data-point='{months}']")
+        assert {segments.nth(i).get_attribute("data-kind"): int(segments.nth(i).get_attribute("data-value"))
+                for i in range(segments.count())} == (
+            {k: b[k] for k in ("working", "back_on_benefit", "still_unknown")} if b["reached"] else {})
+        text = f"{months} months: {b['still_unknown']} still unknown of {b['reached']} reached"
+        assert text in chart.get_attribute("aria-label")
+    three = destinations["3_months"]
+    assert three["working"] and three["back_on_benefit"] and three["still_unknown"]  # the data shows all three
+    assert destinations["12_months"]["reached"] == 0 and "not reached yet" in chart.inner_html()
     page.close()
 
 

@@ -123,6 +123,8 @@ POLICY: dict[tuple[str, str, str], tuple[set[str] | str, set[str]]] = {
     ("reporting", "GET", "/exports/esf-participants.csv"): (REPORTS, NOBODY),
     ("reporting", "GET", "/exports/srg-provisions.csv"): (REPORTS, NOBODY),
     ("reporting", "GET", "/exports/provider-results.csv"): (REPORTS, NOBODY),
+    ("reporting", "GET", "/exports/durable-outflow.csv"): (REPORTS, NOBODY),
+    ("reporting", "GET", "/exports/lbu-destinations.csv"): (REPORTS, NOBODY),
     ("reporting", "GET", "/audit/trajectories/{trajectory_id}/timeline"): ({AUDITOR}, NOBODY),
     ("reporting", "GET", "/audit/trajectories/{trajectory_id}/as-of"): ({AUDITOR}, NOBODY),
     ("reporting", "GET", "/audit/trajectories/{trajectory_id}/check"): ({AUDITOR}, NOBODY),

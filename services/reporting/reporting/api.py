@@ -18,7 +18,7 @@ from contracts.municipalities import MUNICIPALITIES, Municipality
 from contracts.problems import Problem
 from reporting import audit
 from reporting.dashboard import install_dashboard
-from reporting.exports import esf_participants, provider_sheet, srg_provisions
+from reporting.exports import durable_outflow, esf_participants, lbu_destinations, provider_sheet, srg_provisions
 from reporting.figures import (
     Filters, budget_figures, coaching_figures, lbu_figures, provider_results, trajectory_figures,
     volume_figures, waitlist_figures,
@@ -108,9 +108,15 @@ def create_api(store: ReportingStore, credentials: Credentials, *, intake_url: s
         = employed + not_employed`, and `share_employed_of_known` is employed over
         employed + not_employed (None when nothing is known), with `unknown` beside it.
         `coaching.outcomes_by` gives the same per municipality, programme and provider (a
-        trajectory with several providers counts under each). For the LBU cohort's
-        unknown destinations (`lbu.destinations`, 3, 6 and 12 months after the refusal),
-        `working + back_on_benefit + still_unknown = reached`."""
+        trajectory with several providers counts under each). `coaching.survival` gives,
+        per programme, one row per month 1..24 after the placement's start, by the same
+        rule at each month's point (nothing carried forward between evidence points, so
+        months without a contact in their window are unknown): per month `employed +
+        not_employed + unknown = reached` (the placements whose month has passed by
+        `as_of`), with `share_employed_of_known`, `share_employed_of_reached` and
+        `share_unknown`. For the LBU cohort's unknown destinations (`lbu.destinations`,
+        3, 6 and 12 months after the refusal), `working + back_on_benefit + still_unknown
+        = reached`."""
         return figures_for(caller, municipality, narrowing)
 
     @api.get("/event-counts", responses=ERRORS)
@@ -132,7 +138,11 @@ def create_api(store: ReportingStore, credentials: Credentials, *, intake_url: s
     def esf(request: Request, caller: reader, narrowing: Narrowing, municipality: Asked = None,
             with_bsn: bool = False) -> PlainTextResponse:
         """The ESF participant list. `with_bsn=true` asks intake, with the caller's own
-        credential, for each participant's BSN; intake refuses callers without persons:read."""
+        credential, for each participant's BSN; intake refuses callers without persons:read.
+        The result twelve months after a placement is employed, not employed or unknown by
+        the evidence rule (never employed for want of a reported job loss), with its
+        evidence in `evidence_12_months` and `evidence_on_12_months`; `result_12_months`
+        is "not-yet" before the point."""
         docs = store.documents("trajectory", municipalities_for(caller, municipality))
         bsn_of = None
         if with_bsn:
@@ -140,7 +150,7 @@ def create_api(store: ReportingStore, credentials: Credentials, *, intake_url: s
                 raise Problem(422, "BSN not available", "This deployment does not reach intake.",
                               errors=[{"field": "with_bsn", "reason": "not available here"}])
             bsn_of = _bsn_lookup(intake_url, request.headers.get("authorization", ""))
-        return csv(esf_participants(docs, narrowing, bsn_of), "esf-participants.csv")
+        return csv(esf_participants(docs, narrowing, bsn_of, today()), "esf-participants.csv")
 
     @api.get("/exports/srg-provisions.csv", responses=ERRORS, response_class=PlainTextResponse)
     def srg(caller: reader, narrowing: Narrowing, municipality: Asked = None) -> PlainTextResponse:
@@ -151,7 +161,29 @@ def create_api(store: ReportingStore, credentials: Credentials, *, intake_url: s
     @api.get("/exports/provider-results.csv", responses=ERRORS, response_class=PlainTextResponse)
     def providers(caller: reader, narrowing: Narrowing, municipality: Asked = None) -> PlainTextResponse:
         docs = store.documents("trajectory", municipalities_for(caller, municipality))
-        return csv(provider_sheet(docs, narrowing, store.documents("tender")), "provider-results.csv")
+        return csv(provider_sheet(docs, narrowing, store.documents("tender"), today()), "provider-results.csv")
+
+    @api.get("/exports/durable-outflow.csv", responses=ERRORS, response_class=PlainTextResponse)
+    def outflow(caller: reader, narrowing: Narrowing, municipality: Asked = None) -> PlainTextResponse:
+        """Durable outflow after a placement, counts only: one row per municipality,
+        programme, provider and point (6, 12, 24 months after the job's start), each what
+        `/figures`' `coaching.outcomes` answers for that municipality, programme and
+        provider. `employed + not_employed + unknown = reached`; the evidence counts
+        (`evidence_registry`, `_employer`, `_check_in`, `_follow_up`, `_job_loss`) add up
+        to `employed + not_employed`."""
+        docs = store.documents("trajectory", municipalities_for(caller, municipality))
+        return csv(durable_outflow(docs, narrowing, today()), "durable-outflow.csv")
+
+    @api.get("/exports/lbu-destinations.csv", responses=ERRORS, response_class=PlainTextResponse)
+    def destinations(caller: reader, municipality: Asked = None, start: dt.date | None = None,
+                     end: dt.date | None = None) -> PlainTextResponse:
+        """Where the LBU cohort's unknown destinations went, counts only: one row per
+        municipality in view and point (3, 6, 12 months after the refusal), each what
+        `/figures`' `lbu.destinations` answers for that municipality and period (`start`
+        and `end` on the offer date). `working + back_on_benefit + still_unknown = reached`;
+        the evidence counts add up to `reached - not_observed`."""
+        offers = {m: store.documents("offer", [m]) for m in municipalities_for(caller, municipality)}
+        return csv(lbu_destinations(offers, Filters(start=start, end=end), today()), "lbu-destinations.csv")
 
     @api.get("/health")
     def health() -> dict[str, str]:

@@ -17,6 +17,7 @@ from typing import Any
 from contracts.clock import installation_clock
 from reporting.documents import Doc
 from reporting.outcomes import EVIDENCE, LBU_POINTS, POINTS, Outcome, destination_at, outcome_at, placement_of
+from reporting.survival import survival_by_programme
 
 PROGRAMMES = ("social-activation", "reintegration", "focus2move")
 
@@ -230,6 +231,7 @@ def coaching_figures(docs: list[Doc], filters: Filters = Filters(),
         "plans": len(plans),
         "completed": len(completed),
         **outcome_figures(docs, filters, today),
+        "survival": survival_by_programme([d for d in docs if filters.admits(d)], today or _today()),
         "check_ins_overdue": overdue,
         "jobs_lost": sum(len(p.get("jobs_lost", {})) for p in plans),
         "coach_changes": sum(len(p.get("coach_changes", {})) for p in plans),

@@ -139,3 +139,23 @@ def coached(municipality="alkmaar", programme="focus2move", provider="agens", *,
             observed_on=add_months(start, months), period_start=add_months(start, months) - dt.timedelta(days=30),
             period_end=add_months(start, months), employed=employed))
     return [wrap(e, "intake" if isinstance(e, ev.EmploymentObserved) else "coaching", municipality) for e in events]
+
+
+def refuser(refused_on, answers=(), returned_on=None, municipality="alkmaar"):
+    """An LBU refuser who entered the unknown-destination cohort, with registry and
+    benefit-administration answers ((months, employed, on_benefit), ...)."""
+    t, o, c = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    common = {"trajectory_id": t, "offer_id": o, "client_id": c, "municipality": municipality}
+    events = [ev.JobOfferMade(**common, offered_on=refused_on - dt.timedelta(days=3)),
+              ev.JobOfferRefused(**common, refused_on=refused_on, respond_by=refused_on + dt.timedelta(weeks=13)),
+              ev.DestinationUnknown(**common, since=refused_on + dt.timedelta(weeks=13))]
+    for months, employed, on_benefit in answers:
+        point = add_months(refused_on, months)
+        line = {**common, "observation_id": uuid.uuid4(), "cohort": "lbu-unknown-destination",
+                "point": f"lbu-{months}-months", "months_after": months, "reference_date": refused_on,
+                "observed_on": point, "period_start": point - dt.timedelta(days=30), "period_end": point}
+        events += [ev.EmploymentObserved(**line, employed=employed),
+                   ev.BenefitObserved(**line, on_benefit=on_benefit, benefit_kind="bijstand" if on_benefit else None)]
+    if returned_on:
+        events.append(ev.ReturnedForBenefit(**common, returned_on=returned_on, from_unknown_destination=True))
+    return [wrap(e, "intake", municipality) for e in events]

@@ -21,7 +21,7 @@ from reporting.documents import key_of, new_document, project
 from reporting.figures import coaching_figures, lbu_figures, outcome_figures, provider_results
 from reporting.outcomes import Contact, Observation, Placement, add_months, outcome_at, placement_of
 from reporting.store import ReportingStore
-from services.reporting.tests.factory import WEEKS, coached, wrap
+from services.reporting.tests.factory import WEEKS, coached, refuser, wrap
 
 START = dt.date(2008, 3, 3)
 LATER = dt.date(2011, 1, 1)  # every point of a 2008 placement has passed
@@ -215,24 +215,6 @@ def test_a_registry_answer_and_a_follow_up_fold_in_whatever_order_they_arrive():
 # --- the unknown-destination cohort ---------------------------------------------------
 
 
-def refuser(refused_on, answers=(), returned_on=None, municipality="alkmaar"):
-    """An LBU refuser who entered the unknown-destination cohort, with registry and
-    benefit-administration answers ((months, employed, on_benefit), ...)."""
-    t, o, c = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
-    common = {"trajectory_id": t, "offer_id": o, "client_id": c, "municipality": municipality}
-    events = [ev.JobOfferMade(**common, offered_on=refused_on - dt.timedelta(days=3)),
-              ev.JobOfferRefused(**common, refused_on=refused_on, respond_by=refused_on + dt.timedelta(weeks=13)),
-              ev.DestinationUnknown(**common, since=refused_on + dt.timedelta(weeks=13))]
-    for months, employed, on_benefit in answers:
-        point = add_months(refused_on, months)
-        line = {**common, "observation_id": uuid.uuid4(), "cohort": "lbu-unknown-destination",
-                "point": f"lbu-{months}-months", "months_after": months, "reference_date": refused_on,
-                "observed_on": point, "period_start": point - dt.timedelta(days=30), "period_end": point}
-        events += [ev.EmploymentObserved(**line, employed=employed),
-                   ev.BenefitObserved(**line, on_benefit=on_benefit, benefit_kind="bijstand" if on_benefit else None)]
-    if returned_on:
-        events.append(ev.ReturnedForBenefit(**common, returned_on=returned_on, from_unknown_destination=True))
-    return [wrap(e, "intake", municipality) for e in events]
 
 
 def test_where_the_unknown_destination_cohort_went_at_3_6_and_12_months():
