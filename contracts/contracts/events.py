@@ -504,6 +504,22 @@ class FollowUpContactRecorded(Event):
     same_employer: bool | None = None
 
 
+class EmploymentConfirmedByEmployer(Event):
+    """An employer confirmed, to the coach, whether the coached client worked for it on
+    `confirmed_on` (the valid date the employer speaks for), during the coaching year or
+    after it: evidence of the placement's result (issue 15). Who at the employer said so
+    is not recorded: an employer, never a person."""
+
+    type = f"{TYPE_PREFIX}.coaching.employment-confirmed-by-employer.v1"
+    plan_id: UUID
+    municipality: Municipality
+    confirmed_on: dt.date
+    employed: bool  # the client worked for the confirming employer on `confirmed_on`
+    same_employer: bool  # the confirming employer is the placement's
+    hours_per_week: Hours | None = None  # when employed
+    recorded_by: CoachId | None = None
+
+
 # --- the employment registry (imported by intake) -----------------------------------
 # Follow-up points answered by the national employment registry (UWV's policy
 # administration, by file exchange) and the municipality's own benefit administration.

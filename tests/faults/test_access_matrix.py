@@ -103,6 +103,7 @@ POLICY: dict[tuple[str, str, str], tuple[set[str] | str, set[str]]] = {
     ("coaching", "POST", "/plans/{plan_id}/placements"): ({COACH}, NOBODY),
     ("coaching", "POST", "/plans/{plan_id}/reopen-requests"): ({COACH}, NOBODY),
     ("coaching", "POST", "/plans/{plan_id}/follow-up-contacts"): ({COACH}, NOBODY),
+    ("coaching", "POST", "/plans/{plan_id}/employer-confirmations"): ({COACH}, NOBODY),
     # Lists, filtered to what the caller may see: another municipality's coach's list is
     # empty for a case system; another coach is unknown to a provider, and another
     # municipality to a case system.
@@ -114,6 +115,7 @@ POLICY: dict[tuple[str, str, str], tuple[set[str] | str, set[str]]] = {
     ("coaching", "POST", "/providers/{provider}/plans/{plan_id}/job-losses"): (SIGNED, NOBODY),
     ("coaching", "POST", "/providers/{provider}/plans/{plan_id}/placements"): (SIGNED, NOBODY),
     ("coaching", "POST", "/providers/{provider}/plans/{plan_id}/reopen-requests"): (SIGNED, NOBODY),
+    ("coaching", "POST", "/providers/{provider}/plans/{plan_id}/employer-confirmations"): (SIGNED, NOBODY),
     ("coaching", "GET", "/audit/trajectories/{trajectory_id}/events"): ({AUDITOR}, NOBODY),
     ("coaching", "GET", "/audit/processing-log"): ({AUDITOR}, NOBODY),
     ("coaching", "GET", "/audit/store"): ({AUDITOR}, NOBODY),

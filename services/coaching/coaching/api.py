@@ -17,7 +17,9 @@ from contracts.idempotency import fingerprint
 from contracts.municipalities import Municipality
 from coaching.access import coach_of, may_see, reader, sees, writer
 from coaching.application import CoachingApplication, Keyed
-from coaching.requests import Body, CheckInBody, FollowUpBody, JobLossBody, PlacementBody, ReopenBody
+from coaching.requests import (
+    Body, CheckInBody, EmployerConfirmationBody, FollowUpBody, JobLossBody, PlacementBody, ReopenBody,
+)
 from coaching.webhooks import add_provider_routes
 
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=128,
@@ -102,6 +104,15 @@ def create_api(app: CoachingApplication, credentials: Credentials) -> FastAPI:
         return answer(response, app.record_follow_up(
             plan_id, **body.model_dump(),
             keyed=keyed(principal, idempotency_key, f"follow-up-contacts/{plan_id}", body)))
+
+    @api.post("/plans/{plan_id}/employer-confirmations", status_code=201,
+              summary="Record an employer's confirmation of the client's employment on a day")
+    def employer_confirmation(plan_id: uuid.UUID, body: EmployerConfirmationBody, principal: Coach,
+                              response: Response, idempotency_key: IdempotencyKey = None) -> dict[str, Any]:
+        visible_plan(principal, plan_id)
+        return answer(response, app.record_employer_confirmation(
+            plan_id, **body.model_dump(), recorded_by=coach_of(principal),
+            keyed=keyed(principal, idempotency_key, f"employer-confirmations/{plan_id}", body)))
 
     @api.get("/coaches/{coach_id}/overdue-check-ins", summary="Overdue check-ins of one coach")
     def overdue_of_coach(coach_id: CoachId, principal: Reader) -> dict[str, Any]:

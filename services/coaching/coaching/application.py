@@ -171,6 +171,15 @@ class CoachingApplication(ServiceApplication):
             return {"plan_id": str(plan.id), "contacted_on": facts["contacted_on"].isoformat()}
         return self._change(plan_id, command, keyed, status)
 
+    def record_employer_confirmation(self, plan_id: uuid.UUID, *, recorded_by: str | None,
+                                     keyed: Keyed | None = None, status: int = 201,
+                                     **facts: Any) -> tuple[int, dict[str, Any]]:
+        def command(plan: CoachingPlan) -> dict[str, Any]:
+            recorded = plan.confirm_by_employer(**facts, recorded_by=recorded_by, today=self.clock())
+            return {"plan_id": str(plan.id), "confirmed_on": facts["confirmed_on"].isoformat(),
+                    "recorded": recorded}
+        return self._change(plan_id, command, keyed, status)
+
     def _change(self, plan_id: uuid.UUID, command: Callable[[CoachingPlan], dict[str, Any]],
                 keyed: Keyed | None, status: int) -> tuple[int, dict[str, Any]]:
         def attempt() -> tuple[int, dict[str, Any]]:

@@ -107,6 +107,15 @@ class FollowUp:
 
 
 @dataclass(frozen=True)
+class EmployerConfirmation:
+    confirmed_on: dt.date
+    employed: bool
+    same_employer: bool  # the confirming employer is the placement's
+    hours_per_week: float | None
+    recorded_by: str | None
+
+
+@dataclass(frozen=True)
 class ReopenRequest:
     request_id: uuid.UUID
     requested_on: dt.date
@@ -153,6 +162,7 @@ class CoachingPlan(Aggregate):
         self.six_month_point: Measurement | None = None
         self.completion: Measurement | None = None
         self.follow_ups: list[FollowUp] = []
+        self.employer_confirmations: list[EmployerConfirmation] = []
         self.reopen_requests: list[ReopenRequest] = []
 
     # --- what the plan knows ----------------------------------------------------------
@@ -299,6 +309,41 @@ class CoachingPlan(Aggregate):
         self._follow_up_recorded(contacted_on=contacted_on, contact_made=contact_made,
                                  employed=employed, same_employer=same_employer)
 
+    def confirm_by_employer(self, *, confirmed_on: dt.date, employed: bool, same_employer: bool,
+                            hours_per_week: float | None, recorded_by: str | None,
+                            today: dt.date) -> bool:
+        """Records an employer's confirmation of whether the client worked for it on
+        `confirmed_on`: while the plan runs and after the year, as check-ins and follow-up
+        contacts are. Within the year it must agree with the plan's job record (correct
+        that first, as with a check-in); after it nobody keeps that record, so it stands
+        for itself. Returns False (and records nothing) when the same confirmation for
+        that day is recorded already; another one for that day is a conflict."""
+        _not_after("confirmed_on", confirmed_on, today)
+        if confirmed_on < self.job_starts_on:
+            raise InvalidFact("confirmed_on", "must not be before the job started")
+        if hours_per_week is not None and not employed:
+            raise InvalidFact("hours_per_week", "is only for a client in work")
+        confirmation = EmployerConfirmation(confirmed_on, employed, same_employer, hours_per_week,
+                                            recorded_by)
+        for known in self.employer_confirmations:
+            if known.confirmed_on == confirmed_on:
+                if (known.employed, known.same_employer, known.hours_per_week) == (
+                        employed, same_employer, hours_per_week):
+                    return False
+                raise PlanConflict("An employer's confirmation for that date is already recorded.")
+        if confirmed_on < self.ends_on:
+            job = self.job_on(confirmed_on)
+            with_it = job is not None and _same(job.employer, self.jobs[0].employer) == same_employer
+            if employed and job is None:
+                raise PlanConflict("The plan has no job on that date: record the new placement first.")
+            if employed and not with_it:
+                raise PlanConflict("The plan has another employer on that date: record the new placement first.")
+            if not employed and with_it:
+                raise PlanConflict("The plan has a job with that employer on that date: "
+                                   "record when and why it was lost first.")
+        self._confirmed_by_employer(**vars(confirmation))
+        return True
+
     def act_until(self, today: dt.date) -> int:
         """Records, in date order, everything that fell due up to `today` and was not
         recorded yet; returns how many events that made."""
@@ -410,12 +455,18 @@ class CoachingPlan(Aggregate):
                             employed: bool | None, same_employer: bool | None) -> None:
         self.follow_ups.append(FollowUp(contacted_on, contact_made, employed, same_employer))
 
+    @event("ConfirmedByEmployer", topic="coaching.CoachingPlan.ConfirmedByEmployer.v1")
+    def _confirmed_by_employer(self, confirmed_on: dt.date, employed: bool, same_employer: bool,
+                               hours_per_week: float | None, recorded_by: str | None) -> None:
+        self.employer_confirmations.append(EmployerConfirmation(
+            confirmed_on, employed, same_employer, hours_per_week, recorded_by))
+
 
 PLAN_EVENTS: tuple[type[Any], ...] = (
     CoachingPlan.Started, CoachingPlan.CheckInRecorded, CoachingPlan.CheckInOverdue,
     CoachingPlan.JobLost, CoachingPlan.PlacedAgain, CoachingPlan.CoachChanged,
     CoachingPlan.ReopenRequested, CoachingPlan.SixMonthPointReached, CoachingPlan.Completed,
-    CoachingPlan.FollowUpRecorded,
+    CoachingPlan.FollowUpRecorded, CoachingPlan.ConfirmedByEmployer,
 )
 
 

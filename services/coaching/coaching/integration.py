@@ -10,8 +10,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from contracts.events import (
-    CheckInOverdue, CheckInRecorded, CoachChanged, CoachingCompleted, CoachingStarted, Event,
-    FollowUpContactRecorded, JobLost, PlacedAgain, SixMonthPointReached,
+    CheckInOverdue, CheckInRecorded, CoachChanged, CoachingCompleted, CoachingStarted,
+    EmploymentConfirmedByEmployer, Event, FollowUpContactRecorded, JobLost, PlacedAgain, SixMonthPointReached,
     TrajectoryReopenRequested,
 )
 from coaching.domain import CoachingPlan
@@ -67,6 +67,12 @@ def integration_events(domain_event: Any) -> Sequence[tuple[str, Event]]:
         published = FollowUpContactRecorded(
             **common, contacted_on=e.contacted_on, contact_made=e.contact_made,
             employed=e.employed, same_employer=e.same_employer,
+        )
+    elif isinstance(e, CoachingPlan.ConfirmedByEmployer):
+        published = EmploymentConfirmedByEmployer(
+            **common, municipality=e.municipality, confirmed_on=e.confirmed_on,
+            employed=e.employed, same_employer=e.same_employer,
+            hours_per_week=e.hours_per_week, recorded_by=e.recorded_by,
         )
     else:
         return []

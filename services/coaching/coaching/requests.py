@@ -70,6 +70,16 @@ class FollowUpBody(Body):
     same_employer: bool | None = None
 
 
+class EmployerConfirmationBody(Body):
+    """An employer's confirmation of whether the client worked for it on a day; who at the
+    employer said so is not recorded."""
+
+    confirmed_on: dt.date = Field(description="The day the employer speaks for")
+    employed: bool = Field(description="The client worked for the confirming employer that day")
+    same_employer: bool = Field(description="The confirming employer is the placement's")
+    hours_per_week: Hours | None = Field(None, description="When employed")
+
+
 def parse(model: type[Body], payload: Any) -> Any:
     """A webhook's verified JSON as a body; a 422 problem naming the fields, not values."""
     try:

@@ -67,6 +67,11 @@ def describe(plan: CoachingPlan) -> dict[str, Any]:
             "contacted_on": f.contacted_on.isoformat(), "contact_made": f.contact_made,
             "employed": f.employed, "same_employer": f.same_employer,
         } for f in plan.follow_ups],
+        "employer_confirmations": [{
+            "confirmed_on": c.confirmed_on.isoformat(), "employed": c.employed,
+            "same_employer": c.same_employer, "hours_per_week": c.hours_per_week,
+            "recorded_by": c.recorded_by,
+        } for c in plan.employer_confirmations],
         "version": plan.version,
     }
 

@@ -21,7 +21,9 @@ from contracts.problems import Problem
 from contracts.webhooks import WebhookMessage, verified_webhook
 from coaching.application import CoachingApplication, Keyed
 from coaching.coaches import provider_coach
-from coaching.requests import Body, CheckInBody, JobLossBody, PlacementBody, ReopenBody, parse
+from coaching.requests import (
+    Body, CheckInBody, EmployerConfirmationBody, JobLossBody, PlacementBody, ReopenBody, parse,
+)
 
 
 def add_provider_routes(api: FastAPI, app: CoachingApplication, credentials: Credentials) -> None:
@@ -67,3 +69,11 @@ def add_provider_routes(api: FastAPI, app: CoachingApplication, credentials: Cre
         return handle(message, plan_id, "reopen-requests", ReopenBody, lambda body, keyed, coach:
                       app.request_reopen(plan_id, **body.model_dump(), requested_by=coach,
                                          keyed=keyed, status=202), response)
+
+    @api.post("/providers/{provider}/plans/{plan_id}/employer-confirmations", status_code=202,
+              summary="A provider's coach records an employer's confirmation (signed webhook)")
+    def employer_confirmation(plan_id: uuid.UUID, message: Signed, response: Response) -> dict[str, Any]:
+        return handle(message, plan_id, "employer-confirmations", EmployerConfirmationBody,
+                      lambda body, keyed, coach: app.record_employer_confirmation(
+                          plan_id, **body.model_dump(), recorded_by=coach, keyed=keyed, status=202),
+                      response)

@@ -385,8 +385,7 @@ class IntakeApplication(ServiceApplication):
             raise Problem(404, "Job offer not found")
         return offer
 
-    @staticmethod
-    def _offer_summary(offer: JobOffer) -> dict[str, Any]:
+    def _offer_summary(self, offer: JobOffer) -> dict[str, Any]:
         return {
             "offer_id": str(offer.id),
             "client_id": str(offer.client_id),
@@ -395,7 +394,7 @@ class IntakeApplication(ServiceApplication):
             "respond_by": offer.respond_by.isoformat() if offer.respond_by else None,
             "referral_id": str(offer.referral_id) if offer.referral_id else None,
             "allowed_next": list(offer.allowed_next()),
-            "history": [{"state": s, "on": d.isoformat()} for s, d in offer.history],
+            "history": history_of(self, offer),  # valid date and recorded time apart
         }
 
     # --- the employment registry ---------------------------------------------------------

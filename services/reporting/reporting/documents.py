@@ -299,3 +299,17 @@ HANDLERS.update({
     ev.FollowUpContactRecorded: _follow_up,
     ev.EmploymentObserved: _employment_observed, ev.BenefitObserved: _benefit_observed,
 })
+
+
+# --- evidence of outcomes (issue 15): an employer's confirmation -----------------------
+#   coaching.employer_confirmations[confirmed_on] = {employed, same_employer, hours_per_week}
+# Keyed by the day the employer speaks for (coaching records one confirmation per day),
+# so a redelivery or another order of arrival gives the same document.
+
+
+def _employer_confirmed(doc: Doc, e: ev.EmploymentConfirmedByEmployer) -> None:
+    _coaching(doc).setdefault("employer_confirmations", {})[_d(e.confirmed_on)] = {
+        "employed": e.employed, "same_employer": e.same_employer, "hours_per_week": e.hours_per_week}
+
+
+HANDLERS[ev.EmploymentConfirmedByEmployer] = _employer_confirmed

@@ -7,8 +7,9 @@ A result at 6, 12 or 24 months after the placement's start is "employed", "not-e
 or "unknown", with its evidence:
 
 - `registry`: the employment registry's answer for that point (EmploymentObserved);
-- `employer`: the employer confirmed it (no event carries this yet: the rule takes it,
-  nothing feeds it);
+- `employer`: the employer confirmed the client worked for it on a day in the evidence
+  window (EmploymentConfirmedByEmployer, recorded by the coach). An employer saying the
+  client no longer works for it says nothing of work elsewhere: not evidence;
 - `check-in` / `follow-up`: a contact with the client -- a check-in of the coaching year
   or, after it, a follow-up contact -- held within the evidence window around the point:
   from six weeks before it to two weeks after it;
@@ -191,6 +192,8 @@ def placement_of(doc: Mapping[str, Any]) -> Placement | None:
     contacts += [Contact(_date(on), bool(f["employed"]), "follow-up", f.get("same_employer"))
                  for on, f in coaching.get("follow_ups", {}).items()
                  if f.get("contact_made") and f.get("employed") is not None]
+    contacts += [Contact(_date(on), True, "employer", bool(c["same_employer"]))
+                 for on, c in coaching.get("employer_confirmations", {}).items() if c.get("employed")]
     # The registry's answers about this placement (a trajectory placed again is asked
     # about its latest placement: an answer about an earlier one says nothing of this).
     observations = [Observation(o["months_after"], _date(o["observed_on"]), o["employed"])

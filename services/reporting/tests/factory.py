@@ -6,6 +6,7 @@ import uuid
 
 from contracts import events as ev
 from contracts.envelope import envelope, source_urn
+from reporting.documents import key_of, new_document, project
 from reporting.outcomes import add_months
 
 _n = itertools.count()
@@ -159,3 +160,12 @@ def refuser(refused_on, answers=(), returned_on=None, municipality="alkmaar"):
     if returned_on:
         events.append(ev.ReturnedForBenefit(**common, returned_on=returned_on, from_unknown_destination=True))
     return [wrap(e, "intake", municipality) for e in events]
+
+
+def fold(events):
+    """The documents reporting's projection makes of `events`."""
+    docs = {}
+    for e in events:
+        key = key_of(e.data, e.attributes)
+        project(docs.setdefault(key, new_document(*key)), e.data, e.attributes)
+    return list(docs.values())

@@ -17,11 +17,10 @@ from contracts import events as ev
 from contracts.access import Credentials
 from infra.demo import write_credentials
 from reporting.api import create_api
-from reporting.documents import key_of, new_document, project
 from reporting.figures import coaching_figures, lbu_figures, outcome_figures, provider_results
 from reporting.outcomes import Contact, Observation, Placement, add_months, outcome_at, placement_of
 from reporting.store import ReportingStore
-from services.reporting.tests.factory import WEEKS, coached, refuser, wrap
+from services.reporting.tests.factory import WEEKS, coached, fold, refuser, wrap
 
 START = dt.date(2008, 3, 3)
 LATER = dt.date(2011, 1, 1)  # every point of a 2008 placement has passed
@@ -120,13 +119,6 @@ def test_an_employer_confirmation_counts_before_a_check_in():
 
 # --- through reporting's projection ---------------------------------------------------
 
-
-def fold(events):
-    docs = {}
-    for e in events:
-        key = key_of(e.data, e.attributes)
-        project(docs.setdefault(key, new_document(*key)), e.data, e.attributes)
-    return list(docs.values())
 
 
 def the_reported_year():
