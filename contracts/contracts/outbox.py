@@ -60,8 +60,10 @@ class OutboxRelay:
         after_publish: Callable[[int], Awaitable[None]] | None = None,
         audit_index: AuditIndex | None = None,
         wakeup: Wakeup | None = None,
+        readiness: Any = None,
     ) -> None:
         self.app = app
+        self.readiness = readiness  # told when the relay cannot publish, and when it can again
         self.translate = translate
         self.producer = producer
         self.topic = topic
@@ -109,12 +111,17 @@ class OutboxRelay:
         try:
             while True:
                 try:
-                    if await self.relay_once() < self.batch_size:  # caught up
+                    covered = await self.relay_once()
+                    if self.readiness is not None:
+                        self.readiness.progressing(f"relay {self.topic}")
+                    if covered < self.batch_size:  # caught up
                         await self._idle(waiter)
                 except asyncio.CancelledError:
                     raise
-                except Exception:  # store or broker away: try again, nothing is lost
+                except Exception as error:  # store or broker away: try again, nothing is lost
                     log.exception("outbox_relay_failed", extra={"topic": self.topic})
+                    if self.readiness is not None:  # not ready while the outbox cannot drain
+                        self.readiness.stalled(f"relay {self.topic}", f"cannot publish ({type(error).__name__})")
                     await asyncio.sleep(1.0)
         finally:
             if waiter is not None:

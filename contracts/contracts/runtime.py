@@ -118,7 +118,7 @@ class Service:
         if self.publishes_to and self.translate:
             relay = OutboxRelay(app=self.app, translate=self.translate,  # type: ignore[arg-type]
                                 producer=producer, topic=self.publishes_to,
-                                system=f"tweespoor-{name}")
+                                system=f"tweespoor-{name}", readiness=readiness(self.api))
             workers.append(asyncio.create_task(relay.run(), name="relay"))
         if self.consumes_from:
             inbox = Inbox(bootstrap_servers=bootstrap, topics=self.consumes_from,
