@@ -13,7 +13,6 @@ import pytest
 from fastapi.testclient import TestClient
 
 from contracts import kafka
-from contracts.access import Credentials
 from contracts.envelope import envelope, from_record, source_urn, to_record
 from contracts.events import (
     ClientReferred, DestinationUnknown, PlacedInJob, ReferralRejected, TrajectoryClosed,
@@ -24,10 +23,10 @@ from contracts.municipalities import MUNICIPALITIES
 from contracts.outbox import OutboxRelay
 from contracts.runtime import JsonFormatter
 from contracts.service import store_env
-from infra.demo import write_credentials
 from intake.api import create_api
 from intake.application import IntakeApplication, IntakeConfig
 from tests.support.kafka_tools import eventually, fresh_topics, read_all
+from tests.support.clocks import Clock
 
 pytestmark = [pytest.mark.kafka]
 
@@ -52,20 +51,6 @@ def every_log_line():
     yield
     root.removeHandler(handler)
     root.setLevel(previous)
-
-
-class Clock:
-    def __init__(self, today: dt.date) -> None:
-        self.today = today
-
-    def __call__(self) -> dt.date:
-        return self.today
-
-
-@pytest.fixture(scope="module")
-def credentials(tmp_path_factory):
-    path, tokens = write_credentials(tmp_path_factory.mktemp("config"))
-    return Credentials.from_file(path), tokens
 
 
 @pytest.fixture

@@ -14,19 +14,18 @@ import pytest
 from fastapi.testclient import TestClient
 
 from contracts import kafka
-from contracts.access import Credentials
 from contracts.envelope import envelope, from_record, source_urn
 from contracts.events import (
     BenefitObserved, EmploymentObserved, PersonErased, PlacedInJob, TrajectoryOpened,
 )
 from contracts.outbox import OutboxRelay
 from contracts.service import store_env
-from infra.demo import write_credentials
 from intake.api import create_api
 from intake.application import IntakeApplication, IntakeConfig
 from intake.simulated_registry import simulate
 from reporting.store import ReportingStore
 from tests.support.kafka_tools import fresh_topics, read_all
+from tests.support.clocks import Clock
 
 pytestmark = [pytest.mark.kafka]
 
@@ -34,20 +33,6 @@ pytestmark = [pytest.mark.kafka]
 REFUSER = ("100000009", "Registry Kafka Weigeraar", "1983-02-03")
 PLACED = ("999999990", "Registry Kafka Geplaatst", "1977-06-07")
 BSNS = {REFUSER[0], PLACED[0]}
-
-
-class Clock:
-    def __init__(self, today: dt.date) -> None:
-        self.today = today
-
-    def __call__(self) -> dt.date:
-        return self.today
-
-
-@pytest.fixture(scope="module")
-def credentials(tmp_path_factory):
-    path, tokens = write_credentials(tmp_path_factory.mktemp("config"))
-    return Credentials.from_file(path), tokens
 
 
 @pytest.fixture
