@@ -381,6 +381,9 @@ ReopenReason = Literal["job-lost", "obstacles-returned", "needs-training", "heal
 # "provider:<slug>" (the provider holding "Directe bemiddeling en Nazorg") or
 # "municipality:<name>" (the municipality's own job coach): a role, never a person.
 CoachId = Annotated[str, Field(pattern=r"^(provider|municipality):[a-z0-9-]{1,64}$")]
+# A placement's result at a follow-up point and what proves it (`contracts.outcomes`).
+OutcomeResult = Literal["employed", "not-employed", "unknown"]
+OutcomeEvidence = Literal["registry", "employer", "check-in", "follow-up", "job-loss"]
 
 
 class CoachingStarted(Event):
@@ -442,8 +445,13 @@ class CoachingCompleted(Event):
     type = f"{TYPE_PREFIX}.coaching.completed.v1"
     plan_id: UUID
     completed_on: dt.date
-    employed_at_end: bool
+    employed_at_end: bool  # the coach's job record on that day: not evidence (read `result`)
     same_employer: bool | None = None
+    # What the evidence recorded by then proves (`contracts.outcomes`); absent from events
+    # published before coaching worked it out.
+    result: OutcomeResult | None = None
+    evidence: OutcomeEvidence | None = None
+    evidence_on: dt.date | None = None
 
 
 class PlacedAgain(Event):
@@ -475,8 +483,13 @@ class SixMonthPointReached(Event):
     type = f"{TYPE_PREFIX}.coaching.six-month-point.v1"
     plan_id: UUID
     measured_on: dt.date
-    employed: bool
+    employed: bool  # the coach's job record on that day: not evidence (read `result`)
     same_employer: bool | None = None  # when employed: with the employer of the placement
+    # What the evidence recorded by then proves (`contracts.outcomes`): "unknown" when no
+    # contact, employer or registry speaks for the point; absent from older events.
+    result: OutcomeResult | None = None
+    evidence: OutcomeEvidence | None = None
+    evidence_on: dt.date | None = None
 
 
 class TrajectoryReopenRequested(Event):

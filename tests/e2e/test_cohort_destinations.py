@@ -591,6 +591,21 @@ def test_a_cohort_through_lbu_placement_coaching_and_the_registry_gives_the_figu
         f"{k} {v['working']}/{v['back_on_benefit']}/{v['still_unknown']} by {v['by_evidence']}"
         for k, v in destinations.items()))
 
+    # Coaching reads the same answers from intake's topic: each plan shows the results of
+    # the plan and the answer files, by the same rule.
+    def coaching_agrees() -> bool:
+        for trajectory_id, c in placed.items():
+            view = http("GET", f"{url['coaching']}/plans/{plans[trajectory_id]}", f"{c.municipality}-coach").json()
+            shown = {o["months"]: (o["result"], o["evidence"] and o["evidence"]["kind"]) for o in view["outcomes"]}
+            if shown != {m: expected["per"][c.index, m] for m in (6, 12, 24)}:
+                last["coaching"] = (c.index, shown)
+                return False
+        return True
+
+    with contextlib.suppress(AssertionError):
+        until("coaching to show the results of each plan", coaching_agrees, services, timeout=60)
+    assert coaching_agrees(), last.get("coaching")
+
     # 7. Erasure: a placed person with registry answers. Every figure stays; their BSN is
     # readable nowhere, also not in the kept request and answer files.
     erased = next(c for c in placed.values() if c.municipality == "alkmaar"

@@ -15,14 +15,17 @@ from eventsourcing.utils import get_topic
 
 from contracts.commands import Busy, retry_on_conflict
 from contracts.envelope import Attributes
-from contracts.events import Event, PlacedInJob, ProviderAssigned, TrajectoryOpened
+from contracts.events import (
+    BenefitObserved, EmploymentObserved, Event, PlacedInJob, ProviderAssigned, TrajectoryOpened,
+)
 from contracts.idempotency import IdempotencyRecord, replay
 from contracts.problems import Problem
 from contracts.service import ServiceApplication
 from coaching.clock import Clock, today_in_amsterdam
 from coaching.coaches import municipality_coach, provider_coach, provider_slug
 from coaching.domain import (
-    CoachingPlan, FollowedTrajectory, InvalidFact, PlanConflict, is_aftercare, plan_id,
+    CoachingPlan, FollowedTrajectory, InvalidFact, PlanConflict, RegistryAnswer, RegistryAnswers,
+    answers_id, is_aftercare, plan_id,
 )
 from coaching.index import PlanIndex
 from coaching.integration import integration_events
@@ -56,7 +59,7 @@ class CoachingApplication(ServiceApplication):
 
     name = "coaching"
     group = "coaching"
-    consumes = (TrajectoryOpened, ProviderAssigned, PlacedInJob)
+    consumes = (TrajectoryOpened, ProviderAssigned, PlacedInJob, EmploymentObserved, BenefitObserved)
 
     def __init__(self, env: dict[str, str] | None = None, *, policies: Policies | None = None,
                  clock: Clock | None = None) -> None:
@@ -82,6 +85,9 @@ class CoachingApplication(ServiceApplication):
             self._aftercare_assigned(event, processing_event)
         elif isinstance(event, PlacedInJob):
             self._placed(event, processing_event)
+        elif isinstance(event, (EmploymentObserved, BenefitObserved)) and event.cohort == "placed":
+            self._observed(event, processing_event)
+        # The unknown-destination cohort's answers are about people coaching never had.
 
     def _aftercare_assigned(self, event: ProviderAssigned,
                             processing_event: ProcessingEvent[uuid.UUID]) -> None:
@@ -117,6 +123,36 @@ class CoachingApplication(ServiceApplication):
             six_month_on=schedule.six_month_on, ends_on=schedule.ends_on,
             grace_days=policy.grace_days,
         ))
+
+    def _observed(self, event: EmploymentObserved | BenefitObserved,
+                  processing_event: ProcessingEvent[uuid.UUID]) -> None:
+        """Keeps a registry answer about a placement with the trajectory's answers; the
+        plan of that placement shows it. Kept also when the placement has not reached
+        coaching yet: intake's topic and trajectory's are read side by side."""
+        answers = self._answers(event.trajectory_id) or RegistryAnswers(
+            answers_id(event.trajectory_id), trajectory_id=event.trajectory_id,
+            municipality=event.municipality)
+        when = dict(observation_id=event.observation_id, point=event.point,
+                    months_after=event.months_after, reference_date=event.reference_date,
+                    observed_on=event.observed_on, period_start=event.period_start,
+                    period_end=event.period_end)
+        if isinstance(event, EmploymentObserved):
+            kept = answers.observe_employment(**when, employed=event.employed, employer_id=event.employer_id,
+                                              hours_per_week=event.hours_per_week)
+        else:
+            kept = answers.observe_benefit(**when, on_benefit=event.on_benefit, benefit_kind=event.benefit_kind)
+        if kept:
+            processing_event.collect_events(answers)
+
+    def _answers(self, trajectory_id: uuid.UUID) -> RegistryAnswers | None:
+        try:
+            return self.repository.get(answers_id(trajectory_id))
+        except AggregateNotFoundError:
+            return None
+
+    def _answers_about(self, plan: CoachingPlan) -> list[RegistryAnswer]:
+        found = self._answers(plan.trajectory_id)
+        return plan.answers_about(found.answers) if found else []
 
     def _coach_for(self, trajectory_id: uuid.UUID, municipality: str) -> str:
         """The provider holding the aftercare, else the municipality's own job coach."""
@@ -212,7 +248,7 @@ class CoachingApplication(ServiceApplication):
         other finds, on looking again, that nothing is left to do."""
         def attempt() -> int:
             plan = self._plan(plan_id)
-            emitted = plan.act_until(today)
+            emitted = plan.act_until(today, self._answers_about(plan))
             if emitted:
                 publishable(plan.pending_events)
                 self.save(plan)
@@ -226,7 +262,8 @@ class CoachingApplication(ServiceApplication):
     # --- queries ----------------------------------------------------------------------
 
     def plan(self, plan_id: uuid.UUID) -> dict[str, Any]:
-        return describe(self._plan(plan_id))
+        plan = self._plan(plan_id)
+        return describe(plan, self._answers_about(plan))
 
     def summary(self, plan_id: uuid.UUID) -> PlanSummary:
         return summarise(self._plan(plan_id))

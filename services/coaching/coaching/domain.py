@@ -11,10 +11,13 @@ from __future__ import annotations
 import datetime as dt
 import unicodedata
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from collections.abc import Sequence
 from typing import Any
 
 from eventsourcing.domain import Aggregate, event
+
+from contracts.outcomes import Contact, Observation, Outcome, Placement, outcome_at
 
 PLAN_NAMESPACE = uuid.UUID("a9d35cf4-6b1e-4f0f-9c57-2b8e1f4d6a03")
 AFTERCARE = "directe bemiddeling en nazorg"  # the discipline whose provider coaches
@@ -30,6 +33,11 @@ class InvalidFact(Exception):
     def __init__(self, field: str, reason: str) -> None:
         super().__init__(f"{field} {reason}")
         self.field, self.reason = field, reason
+
+
+def answers_id(trajectory_id: uuid.UUID) -> uuid.UUID:
+    """Where coaching keeps the registry's answers about a trajectory."""
+    return uuid.uuid5(PLAN_NAMESPACE, f"{trajectory_id}/registry-answers")
 
 
 def plan_id(trajectory_id: uuid.UUID, number: int) -> uuid.UUID:
@@ -94,8 +102,11 @@ class CheckIn:
 @dataclass(frozen=True)
 class Measurement:
     on: dt.date
-    employed: bool
+    employed: bool  # the job record on that day
     same_employer: bool | None
+    result: str | None = None  # what the evidence proved then (None: measured before it was kept)
+    evidence: str | None = None
+    evidence_on: dt.date | None = None
 
 
 @dataclass(frozen=True)
@@ -113,6 +124,26 @@ class EmployerConfirmation:
     same_employer: bool  # the confirming employer is the placement's
     hours_per_week: float | None
     recorded_by: str | None
+
+
+@dataclass(frozen=True)
+class RegistryAnswer:
+    """What the employment registry and the benefit administration answered for one
+    follow-up point of a placement (intake imports the answer; coaching keeps it with the
+    plan). The two halves arrive as two events and may come in either order."""
+
+    observation_id: uuid.UUID
+    point: str
+    months_after: int
+    reference_date: dt.date  # the placement's start the point counts from
+    observed_on: dt.date
+    period_start: dt.date
+    period_end: dt.date
+    employed: bool | None = None
+    employer_id: str | None = None
+    hours_per_week: float | None = None
+    on_benefit: bool | None = None
+    benefit_kind: str | None = None
 
 
 @dataclass(frozen=True)
@@ -199,6 +230,38 @@ class CoachingPlan(Aggregate):
     def outstanding(self) -> list[int]:
         """Scheduled check-ins not recorded yet, in order."""
         return [n for n in range(1, len(self.check_ins_due) + 1) if n not in self.check_ins]
+
+    def evidence(self, answers: Sequence[RegistryAnswer] = ()) -> Placement:
+        """What the plan and the registry's `answers` about its trajectory hold as
+        evidence of the placement's results, for the one rule of `contracts.outcomes`
+        (the same rule reporting's figures follow). An answer counts for the placement it
+        was asked about: the plan's, not a new job within it."""
+        first = self.jobs[0]
+        contacts = [Contact(c.held_on, c.still_employed, "check-in")
+                    for c in self.check_ins.values() if c.contact_made]
+        contacts += [Contact(f.contacted_on, bool(f.employed), "follow-up", f.same_employer)
+                     for f in self.follow_ups if f.contact_made and f.employed is not None]
+        contacts += [Contact(c.confirmed_on, True, "employer", c.same_employer)
+                     for c in self.employer_confirmations if c.employed]
+        return Placement(
+            starts_on=self.job_starts_on, coached_until=self.ends_on,
+            contacts=tuple(sorted(contacts, key=lambda c: (c.on, c.kind))),
+            losses=tuple(sorted(j.ended_on for j in self.jobs if j.ended_by == "lost" and j.ended_on)),
+            new_jobs=tuple(sorted((j.starts_on, _same(j.employer, first.employer)) for j in self.jobs[1:])),
+            observations=tuple(sorted(
+                (Observation(a.months_after, a.observed_on, a.employed) for a in answers
+                 if a.employed is not None and a.reference_date == self.job_starts_on),
+                key=lambda o: (o.months, o.on, o.employed))),
+        )
+
+    def outcome(self, months: int, answers: Sequence[RegistryAnswer] = ()) -> Outcome:
+        return outcome_at(self.evidence(answers), months)
+
+    def answers_about(self, answers: Sequence[RegistryAnswer]) -> list[RegistryAnswer]:
+        """The registry's answers about a placement of this plan (its first job or a new
+        one within its year)."""
+        starts = {job.starts_on for job in self.jobs}
+        return [a for a in answers if a.reference_date in starts]
 
     def next_action_on(self) -> dt.date | None:
         """The next date on which `act_until` has something to record, if any."""
@@ -344,13 +407,14 @@ class CoachingPlan(Aggregate):
         self._confirmed_by_employer(**vars(confirmation))
         return True
 
-    def act_until(self, today: dt.date) -> int:
+    def act_until(self, today: dt.date, answers: Sequence[RegistryAnswer] = ()) -> int:
         """Records, in date order, everything that fell due up to `today` and was not
-        recorded yet; returns how many events that made."""
+        recorded yet; returns how many events that made. A point's result counts the
+        registry's `answers` about the trajectory known by then."""
         before = len(self.pending_events)
         for day, _, number, action in sorted(self._actions(), key=lambda a: a[:3]):
             if day <= today:
-                action(number)
+                action(number, answers)
         return len(self.pending_events) - before
 
     # --- what falls due ---------------------------------------------------------------
@@ -368,18 +432,24 @@ class CoachingPlan(Aggregate):
             actions.append((self.ends_on, 2, 0, self._complete))
         return actions
 
-    def _flag_overdue(self, number: int) -> None:
+    def _flag_overdue(self, number: int, _: Sequence[RegistryAnswer]) -> None:
         self._check_in_overdue(check_in=number, due_on=self.due_on(number))
 
-    def _measure_six_months(self, _: int) -> None:
+    # Each point's event carries the job record on that day (`employed`, as ever) and the
+    # result the evidence recorded so far proves (`result`, `evidence`); reporting's
+    # figures follow the same rule with what is recorded later (a check-in held in the
+    # two weeks after the point, an employer's confirmation, the registry's answer).
+
+    def _measure_six_months(self, _: int, answers: Sequence[RegistryAnswer]) -> None:
         on = self.six_month_on
         self._six_month_point_reached(measured_on=on, employed=self.employed_on(on),
-                                      same_employer=self.same_employer_on(on))
+                                      same_employer=self.same_employer_on(on),
+                                      **_proven(self.outcome(6, answers)))
 
-    def _complete(self, _: int) -> None:
+    def _complete(self, _: int, answers: Sequence[RegistryAnswer]) -> None:
         on = self.ends_on
         self._completed(completed_on=on, employed_at_end=self.employed_on(on),
-                        same_employer=self.same_employer_on(on))
+                        same_employer=self.same_employer_on(on), **_proven(self.outcome(12, answers)))
 
     # --- rules ------------------------------------------------------------------------
 
@@ -440,15 +510,23 @@ class CoachingPlan(Aggregate):
                           requested_by: str, employed: bool) -> None:
         self.reopen_requests.append(ReopenRequest(request_id, requested_on, reason, requested_by))
 
+    # `result`, `evidence` and `evidence_on` default to None: events stored before they
+    # existed are applied as they were (their result was never worked out).
+
     @event("SixMonthPointReached", topic="coaching.CoachingPlan.SixMonthPointReached.v1")
     def _six_month_point_reached(self, measured_on: dt.date, employed: bool,
-                                 same_employer: bool | None) -> None:
-        self.six_month_point = Measurement(measured_on, employed, same_employer)
+                                 same_employer: bool | None, result: str | None = None,
+                                 evidence: str | None = None,
+                                 evidence_on: dt.date | None = None) -> None:
+        self.six_month_point = Measurement(measured_on, employed, same_employer, result, evidence,
+                                           evidence_on)
 
     @event("Completed", topic="coaching.CoachingPlan.Completed.v1")
     def _completed(self, completed_on: dt.date, employed_at_end: bool,
-                   same_employer: bool | None) -> None:
-        self.completion = Measurement(completed_on, employed_at_end, same_employer)
+                   same_employer: bool | None, result: str | None = None,
+                   evidence: str | None = None, evidence_on: dt.date | None = None) -> None:
+        self.completion = Measurement(completed_on, employed_at_end, same_employer, result, evidence,
+                                      evidence_on)
 
     @event("FollowUpRecorded", topic="coaching.CoachingPlan.FollowUpRecorded.v1")
     def _follow_up_recorded(self, contacted_on: dt.date, contact_made: bool,
@@ -470,6 +548,12 @@ PLAN_EVENTS: tuple[type[Any], ...] = (
 )
 
 
+def _proven(outcome: Outcome) -> dict[str, Any]:
+    evidence = outcome.evidence
+    return {"result": outcome.result, "evidence": evidence and evidence.kind,
+            "evidence_on": evidence and evidence.on}
+
+
 def _same(employer: str, other: str) -> bool:
     return " ".join(employer.casefold().split()) == " ".join(other.casefold().split())
 
@@ -477,3 +561,72 @@ def _same(employer: str, other: str) -> bool:
 def _not_after(field: str, day: dt.date, today: dt.date) -> None:
     if day > today:
         raise InvalidFact(field, "must not be in the future")
+
+
+class RegistryAnswers(Aggregate):
+    """The registry's and the benefit administration's answers about one trajectory's
+    placements, as intake imported them (issue 15). Apart from the plans: an answer is
+    kept whatever coaching knows of the placement yet, and never contends with the coach
+    or the scheduler for a plan's next version."""
+
+    @event("Opened", topic="coaching.RegistryAnswers.Opened.v1")
+    def __init__(self, id: uuid.UUID, *, trajectory_id: uuid.UUID, municipality: str) -> None:
+        self.trajectory_id = trajectory_id
+        self.municipality = municipality
+        self.answers: tuple[RegistryAnswer, ...] = ()
+
+    def observe_employment(self, *, observation_id: uuid.UUID, point: str, months_after: int,
+                           reference_date: dt.date, observed_on: dt.date, period_start: dt.date,
+                           period_end: dt.date, employed: bool, employer_id: str | None,
+                           hours_per_week: float | None) -> bool:
+        """Keeps the registry's answer for a point of this placement, during the year and
+        after it (the 24-month point comes a year after the plan ends), and also before
+        coaching has seen the placement (intake's topic and trajectory's are read side by
+        side). False when it is kept already: Kafka may deliver an answer twice."""
+        known = self._answer_for(observation_id)
+        if known is not None and known.employed is not None:
+            return False
+        self._employment_observed(
+            observation_id=observation_id, point=point, months_after=months_after,
+            reference_date=reference_date, observed_on=observed_on, period_start=period_start,
+            period_end=period_end, employed=employed, employer_id=employer_id,
+            hours_per_week=hours_per_week)
+        return True
+
+    def observe_benefit(self, *, observation_id: uuid.UUID, point: str, months_after: int,
+                        reference_date: dt.date, observed_on: dt.date, period_start: dt.date,
+                        period_end: dt.date, on_benefit: bool, benefit_kind: str | None) -> bool:
+        """Keeps the benefit administration's answer for the same point; False when kept."""
+        known = self._answer_for(observation_id)
+        if known is not None and known.on_benefit is not None:
+            return False
+        self._benefit_observed(
+            observation_id=observation_id, point=point, months_after=months_after,
+            reference_date=reference_date, observed_on=observed_on, period_start=period_start,
+            period_end=period_end, on_benefit=on_benefit, benefit_kind=benefit_kind)
+        return True
+
+    @event("EmploymentObserved", topic="coaching.RegistryAnswers.EmploymentObserved.v1")
+    def _employment_observed(self, observation_id: uuid.UUID, point: str, months_after: int,
+                             reference_date: dt.date, observed_on: dt.date, period_start: dt.date,
+                             period_end: dt.date, employed: bool, employer_id: str | None,
+                             hours_per_week: float | None) -> None:
+        answer = self._answer_for(observation_id) or RegistryAnswer(
+            observation_id, point, months_after, reference_date, observed_on, period_start, period_end)
+        self._keep(replace(answer, employed=employed, employer_id=employer_id,
+                           hours_per_week=hours_per_week))
+
+    @event("BenefitObserved", topic="coaching.RegistryAnswers.BenefitObserved.v1")
+    def _benefit_observed(self, observation_id: uuid.UUID, point: str, months_after: int,
+                          reference_date: dt.date, observed_on: dt.date, period_start: dt.date,
+                          period_end: dt.date, on_benefit: bool, benefit_kind: str | None) -> None:
+        answer = self._answer_for(observation_id) or RegistryAnswer(
+            observation_id, point, months_after, reference_date, observed_on, period_start, period_end)
+        self._keep(replace(answer, on_benefit=on_benefit, benefit_kind=benefit_kind))
+
+    def _answer_for(self, observation_id: uuid.UUID) -> RegistryAnswer | None:
+        return next((a for a in self.answers if a.observation_id == observation_id), None)
+
+    def _keep(self, answer: RegistryAnswer) -> None:
+        others = tuple(a for a in self.answers if a.observation_id != answer.observation_id)
+        self.answers = tuple(sorted((*others, answer), key=lambda a: (a.observed_on, str(a.observation_id))))

@@ -58,11 +58,11 @@ def integration_events(domain_event: Any) -> Sequence[tuple[str, Event]]:
         )
     elif isinstance(e, CoachingPlan.SixMonthPointReached):
         published = SixMonthPointReached(**common, measured_on=e.measured_on, employed=e.employed,
-                                         same_employer=e.same_employer)
+                                         same_employer=e.same_employer, **_proven(e))
     elif isinstance(e, CoachingPlan.Completed):
         published = CoachingCompleted(**common, completed_on=e.completed_on,
                                       employed_at_end=e.employed_at_end,
-                                      same_employer=e.same_employer)
+                                      same_employer=e.same_employer, **_proven(e))
     elif isinstance(e, CoachingPlan.FollowUpRecorded):
         published = FollowUpContactRecorded(
             **common, contacted_on=e.contacted_on, contact_made=e.contact_made,
@@ -75,5 +75,10 @@ def integration_events(domain_event: Any) -> Sequence[tuple[str, Event]]:
             hours_per_week=e.hours_per_week, recorded_by=e.recorded_by,
         )
     else:
-        return []
+        return []  # registry answers are intake's events: coaching keeps them, never republishes
     return [(e.municipality, published)]
+
+
+def _proven(e: Any) -> dict[str, Any]:
+    # Events stored before coaching worked out a point's result have none of these.
+    return {name: getattr(e, name, None) for name in ("result", "evidence", "evidence_on")}

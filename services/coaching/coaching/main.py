@@ -8,7 +8,7 @@ from contracts.access import Credentials
 from contracts.clock import installation_clock
 from contracts.runtime import Service, Settings, serve
 from contracts.service import store_env
-from contracts.topics import COACHING_EVENTS, TRAJECTORY_EVENTS
+from contracts.topics import COACHING_EVENTS, INTAKE_EVENTS, TRAJECTORY_EVENTS
 from coaching.api import create_api
 from coaching.application import CoachingApplication
 from coaching.clock import Clock
@@ -30,7 +30,7 @@ def build(settings: Settings, env: dict[str, str] | None = None, *,
     credentials = Credentials.from_env(env)
     return Service(settings=settings, app=app, api=create_api(app, credentials),
                    publishes_to=COACHING_EVENTS, translate=integration_events,
-                   consumes_from=(TRAJECTORY_EVENTS,), background=(scheduler.run,),
+                   consumes_from=(TRAJECTORY_EVENTS, INTAKE_EVENTS), background=(scheduler.run,),
                    audit_credentials=credentials)
 
 

@@ -8,23 +8,16 @@ not move the dates of plans already running, and an audit replays what was promi
 
 from __future__ import annotations
 
-import calendar
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+from contracts.outcomes import add_months  # the one way months are counted, as the registry does
 
 DEFAULT_CHECK_IN_WEEKS = (2, 6, 13, 26, 39, 52)
 DEFAULT_GRACE_DAYS = 7
 COACHING_MONTHS = 12
 SIX_MONTHS = 6
-
-
-def add_months(day: dt.date, months: int) -> dt.date:
-    """The same day `months` later; the month's last day when it is shorter (31 Jan + 1
-    month is 28 or 29 Feb, 29 Feb + 12 months is 28 Feb)."""
-    month_index = day.month - 1 + months
-    year, month = day.year + month_index // 12, month_index % 12 + 1
-    return dt.date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
 
 
 def check_weeks(weeks: Sequence[int]) -> tuple[int, ...]:

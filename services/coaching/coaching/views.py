@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from coaching.domain import CoachingPlan
+from contracts.outcomes import POINTS, Outcome
+from coaching.domain import CoachingPlan, RegistryAnswer
 
 
 @dataclass(frozen=True)
@@ -43,8 +45,9 @@ def summarise(plan: CoachingPlan) -> PlanSummary:
     )
 
 
-def describe(plan: CoachingPlan) -> dict[str, Any]:
-    """The whole plan as the coach and the municipality see it."""
+def describe(plan: CoachingPlan, answers: Sequence[RegistryAnswer] = ()) -> dict[str, Any]:
+    """The whole plan as the coach and the municipality see it, with the registry's
+    `answers` about its placements."""
     return {
         **summarise(plan).as_dict(),
         "number": plan.number,
@@ -58,6 +61,15 @@ def describe(plan: CoachingPlan) -> dict[str, Any]:
         } for job in plan.jobs],
         "check_ins": [_check_in(plan, n) for n in range(1, len(plan.check_ins_due) + 1)],
         "six_month_point": _measurement(plan.six_month_point, "measured_on", "employed"),
+        # Results by the one evidence rule (`contracts.outcomes`), as the records stand now.
+        "outcomes": [_outcome(plan.outcome(months, answers)) for months in POINTS],
+        "registry_answers": [{
+            "observation_id": str(a.observation_id), "point": a.point, "months_after": a.months_after,
+            "reference_date": a.reference_date.isoformat(), "observed_on": a.observed_on.isoformat(),
+            "period_start": a.period_start.isoformat(), "period_end": a.period_end.isoformat(),
+            "employed": a.employed, "employer_id": a.employer_id, "hours_per_week": a.hours_per_week,
+            "on_benefit": a.on_benefit, "benefit_kind": a.benefit_kind,
+        } for a in answers],
         "completion": _measurement(plan.completion, "completed_on", "employed_at_end"),
         "reopen_requests": [{
             "request_id": str(r.request_id), "requested_on": r.requested_on.isoformat(),
@@ -110,7 +122,17 @@ def _measurement(measurement: Any, on: str, employed: str) -> dict[str, Any] | N
     if measurement is None:
         return None
     return {on: measurement.on.isoformat(), employed: measurement.employed,
-            "same_employer": measurement.same_employer}
+            "same_employer": measurement.same_employer,
+            # what the evidence recorded by that day proved (None: measured before it was kept)
+            "result": measurement.result, "evidence": measurement.evidence,
+            "evidence_on": _iso(measurement.evidence_on)}
+
+
+def _outcome(outcome: Outcome) -> dict[str, Any]:
+    evidence = outcome.evidence
+    return {"months": outcome.months, "point": outcome.point.isoformat(), "result": outcome.result,
+            "evidence": None if evidence is None else {"kind": evidence.kind, "on": evidence.on.isoformat()},
+            "same_employer": outcome.same_employer}
 
 
 def _iso(day: dt.date | None) -> str | None:

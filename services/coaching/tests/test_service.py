@@ -21,7 +21,7 @@ def test_the_service_runs_the_scheduler_beside_http_relay_and_inbox(tmp_path):
         assert len(service.background) == 1
         assert service.app.policies.of("alkmaar").check_in_weeks == (2, 26, 52)
         assert service.app.policies.of("bergen").check_in_weeks == (2, 6, 13, 26, 39, 52)
-        assert service.consumes_from == ("tweespoor.trajectory.events.v1",)
+        assert service.consumes_from == ("tweespoor.trajectory.events.v1", "tweespoor.intake.events.v1")
         assert service.publishes_to == "tweespoor.coaching.events.v1"
     finally:
         service.app.close()
