@@ -30,7 +30,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from eventsourcing.persistence import IntegrityError
 
-from contracts.problems import Problem
+from contracts.problems import RETRY_AFTER, Busy  # noqa: F401  (Busy: what a command ends in)
 
 log = logging.getLogger(__name__)
 
@@ -40,16 +40,6 @@ T = TypeVar("T")
 ATTEMPTS = 8  # how often a command is decided in all before it gives up
 FIRST_PAUSE = 0.005  # seconds: the first pause is up to this, doubling per attempt (full jitter)
 MAX_PAUSE = 0.25  # seconds: no single pause is longer
-RETRY_AFTER = "1"  # seconds a client is asked to wait after a Busy
-
-
-class Busy(Problem):
-    """A command that kept losing to other writers of the same aggregates: try again."""
-
-    def __init__(self, what: str = "record") -> None:
-        super().__init__(503, "Busy", f"The {what} kept changing while this was decided; try again.",
-                         headers={"Retry-After": RETRY_AFTER})
-        self.what = what
 
 
 def pause(attempt: int) -> float:

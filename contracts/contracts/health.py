@@ -13,7 +13,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from contracts.problems import problem_response
+from contracts.web.problems import problem_response
 
 
 class Readiness:

@@ -35,7 +35,7 @@ from typing import Any
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
-from contracts.problems import problem_response
+from contracts.web.problems import problem_response
 
 log = logging.getLogger(__name__)
 

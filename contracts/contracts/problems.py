@@ -1,33 +1,26 @@
-"""RFC 9457 problem details: every error any service's HTTP API answers.
+"""RFC 9457 problem details: what a use case refuses with, and why, as plain exceptions.
 
-Validation errors name the field and the reason but never echo the value sent (it may be
-a BSN or a name). An unavailable store or broker is a 503 with Retry-After; nothing
-unexpected becomes a bare 500 page.
+Use cases raise the kind (`NotFound`, `Conflict`, `Invalid`, `Forbidden`, `Gone`, `Busy`);
+the HTTP edge (`contracts.web.problems`) answers each with a problem+json document. A kind
+carries the status of its document, so a use case never picks a number and the edge
+never needs a table of them. Validation errors name the field and the reason but never
+echo the value sent (it may be a BSN or a name).
 """
 
 from __future__ import annotations
 
-import logging
 from typing import Any
-
-from aiokafka.errors import KafkaError
-from eventsourcing.persistence import IntegrityError, InterfaceError, OperationalError
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from starlette.exceptions import HTTPException
-
-from contracts.chain import IntegrityViolation
-
-log = logging.getLogger(__name__)
 
 MEDIA_TYPE = "application/problem+json"
 # Stored state that does not match its hash chain, seal or signed checkpoint (contracts.chain).
 INTEGRITY_VIOLATION = "urn:tweespoor:problem:integrity-violation"
+INVALID_DETAIL = "One or more fields are invalid."
+RETRY_AFTER = "1"  # seconds a client is asked to wait after a Busy
 
 
 class Problem(Exception):
-    """An error a use case raises to answer with a problem document."""
+    """A refusal answered with a problem document; the kinds below are what use cases
+    raise, the status given here only by the HTTP edge (401, 413, 415)."""
 
     def __init__(self, status: int, title: str, detail: str | None = None, *,
                  headers: dict[str, str] | None = None, **extra: Any) -> None:
@@ -35,70 +28,57 @@ class Problem(Exception):
         self.status, self.title, self.detail, self.extra = status, title, detail, extra
         self.headers = headers
 
+    def document(self) -> dict[str, Any]:
+        """The RFC 9457 body."""
+        body: dict[str, Any] = {"type": "about:blank", "title": self.title, "status": self.status}
+        if self.detail:
+            body["detail"] = self.detail
+        body.update(self.extra)
+        return body
 
-def problem_response(status: int, title: str, detail: str | None = None, *,
-                     headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
-    body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status}
-    if detail:
-        body["detail"] = detail
-    body.update(extra)
-    return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
+
+class NotFound(Problem):
+    """What was asked for does not exist (or is not the caller's to know of)."""
+
+    def __init__(self, what: str, detail: str | None = None) -> None:
+        super().__init__(404, f"{what} not found", detail)
 
 
-def install(app: FastAPI) -> None:
-    """Routes every error of `app` to a problem document."""
+class Forbidden(Problem):
+    def __init__(self, title: str = "Forbidden", detail: str | None = None) -> None:
+        super().__init__(403, title, detail)
 
-    @app.exception_handler(Problem)
-    async def _problem(_: Request, exc: Problem) -> JSONResponse:
-        return problem_response(exc.status, exc.title, exc.detail, headers=exc.headers,
-                                **exc.extra)
 
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [
-            {"field": ".".join(str(p) for p in e["loc"] if p != "body") or "body",
-             "reason": e["msg"]}
-            for e in exc.errors()
-        ]
-        return problem_response(422, "Invalid request", "One or more fields are invalid.",
-                                errors=errors)
+class Gone(Problem):
+    """It existed and was removed for good (an erased person)."""
 
-    @app.exception_handler(HTTPException)
-    async def _http(_: Request, exc: HTTPException) -> JSONResponse:
-        return problem_response(exc.status_code, str(exc.detail), headers=exc.headers)
+    def __init__(self, title: str, detail: str | None = None, **extra: Any) -> None:
+        super().__init__(410, title, detail, **extra)
 
-    @app.exception_handler(OperationalError)
-    @app.exception_handler(InterfaceError)
-    async def _store_down(_: Request, exc: Exception) -> JSONResponse:
-        log.warning("store_unavailable", extra={"error": type(exc).__name__})
-        return problem_response(503, "Store unavailable", "Try again shortly.",
-                                headers={"Retry-After": "5"})
 
-    @app.exception_handler(IntegrityError)
-    async def _unretried_conflict(_: Request, exc: Exception) -> JSONResponse:
-        # Every command retries a version conflict (contracts.commands) and ends in a Busy
-        # problem; one that escaped the rule is still a 503 to retry, never a 500.
-        log.error("conflict_not_retried", extra={"error": type(exc).__name__})
-        return problem_response(503, "Busy", "The record changed while this was decided; try again.",
-                                headers={"Retry-After": "1"})
+class Conflict(Problem):
+    """The state of what was asked about does not allow it (`state`, `allowed`, ... say why)."""
 
-    @app.exception_handler(IntegrityViolation)
-    async def _tampered(_: Request, exc: IntegrityViolation) -> JSONResponse:
-        # Logged where it was found (service, stream, version); never served, never built on.
-        return problem_response(503, "Integrity violation",
-                                "Stored state does not match its hash chain; it is not served and "
-                                "nothing is built on it. The service, stream and version were logged.",
-                                type=INTEGRITY_VIOLATION, service=exc.service, stream=exc.stream,
-                                version=exc.version)
+    def __init__(self, title: str = "Conflict", detail: str | None = None, **extra: Any) -> None:
+        super().__init__(409, title, detail, **extra)
 
-    @app.exception_handler(KafkaError)
-    async def _broker_down(_: Request, exc: Exception) -> JSONResponse:
-        # Only reads go to Kafka from a request (the auditors' replay); writes go to the outbox.
-        log.warning("broker_unavailable", extra={"error": type(exc).__name__})
-        return problem_response(503, "Event log unavailable", "Kafka cannot be reached; try again shortly.",
-                                headers={"Retry-After": "5"})
 
-    @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
-        log.error("unexpected_error", extra={"error": type(exc).__name__})
-        return problem_response(500, "Internal error", "The error was logged.")
+class Invalid(Problem):
+    """One or more given fields cannot be right: each as {"field", "reason"}, never the value."""
+
+    def __init__(self, errors: list[dict[str, str]], title: str = "Invalid request",
+                 detail: str | None = INVALID_DETAIL) -> None:
+        super().__init__(422, title, detail, errors=errors)
+
+    @classmethod
+    def field(cls, field: str, reason: str, **kwargs: Any) -> Invalid:
+        return cls([{"field": field, "reason": reason}], **kwargs)
+
+
+class Busy(Problem):
+    """A command that kept losing to other writers of the same aggregates: try again."""
+
+    def __init__(self, what: str = "record") -> None:
+        super().__init__(503, "Busy", f"The {what} kept changing while this was decided; try again.",
+                         headers={"Retry-After": RETRY_AFTER})
+        self.what = what

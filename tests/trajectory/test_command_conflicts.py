@@ -24,7 +24,8 @@ from infra.demo import write_credentials
 from tests.support.racing import at_once, always_conflicting, race
 from trajectory import reports
 from trajectory.api import create_api
-from trajectory.application import Keyed, TrajectoryApplication, TrajectoryConfig
+from contracts.idempotency import RequestKey
+from trajectory.application import TrajectoryApplication, TrajectoryConfig
 
 LEAD = "Directe bemiddeling en Nazorg"
 
@@ -45,7 +46,7 @@ def report(app: TrajectoryApplication, trajectory_id: uuid.UUID, payload: dict[s
            msg_id: str | None = None) -> tuple[int, dict[str, Any]]:
     msg_id = msg_id or f"msg_{uuid.uuid4().hex}"
     return app.report("agens", trajectory_id, reports.parse(payload),
-                      Keyed("webhook:agens", msg_id, f"fp-{msg_id}-{sorted(payload.items())}"))
+                      RequestKey("webhook:agens", msg_id, f"fp-{msg_id}-{sorted(payload.items())}"))
 
 
 def obstacle(**overrides: Any) -> dict[str, Any]:

@@ -15,7 +15,8 @@ from contracts.problems import Problem
 from contracts.service import store_env
 from services.trajectory.tests.conftest import RECORDED_AT, Clock, refer
 from trajectory import reports
-from trajectory.application import Keyed, TrajectoryApplication, TrajectoryConfig
+from contracts.idempotency import RequestKey
+from trajectory.application import TrajectoryApplication, TrajectoryConfig
 
 LEAD = "Voortraject"  # Focus2Move's entry discipline, given to a provider by the desk
 
@@ -32,7 +33,7 @@ def report(app: TrajectoryApplication, provider: str, trajectory_id: uuid.UUID,
            payload: dict[str, Any]) -> tuple[int, dict[str, Any]]:
     msg_id = f"msg_{uuid.uuid4().hex}"
     return app.report(provider, trajectory_id, reports.parse(payload),
-                      Keyed(f"webhook:{provider}", msg_id, f"fp-{msg_id}"))
+                      RequestKey(f"webhook:{provider}", msg_id, f"fp-{msg_id}"))
 
 
 def test_a_fact_reported_late_stands_at_its_valid_date(app):

@@ -9,14 +9,16 @@ from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Header, Path, Response
 
-from contracts import problems
+from contracts.problems import Forbidden, NotFound
+from contracts.web import problems as web_problems
 from contracts.health import health as ready
 from contracts.access import Credentials, Principal
 from contracts.actors import acting
 from contracts.idempotency import fingerprint
 from contracts.municipalities import Municipality
 from coaching.access import coach_of, may_see, reader, sees, writer
-from coaching.application import CoachingApplication, Keyed
+from contracts.idempotency import RequestKey
+from coaching.application import CoachingApplication
 from coaching.requests import (
     Body, CheckInBody, EmployerConfirmationBody, FollowUpBody, JobLossBody, PlacementBody, ReopenBody,
 )
@@ -31,20 +33,20 @@ CoachId = Annotated[str, Path(pattern=r"^(provider|municipality):[a-z0-9-]{1,64}
 def create_api(app: CoachingApplication, credentials: Credentials) -> FastAPI:
     api = FastAPI(title="Tweespoor coaching", version="0.2.0",
                   description="The one-year job-coaching follow-up after placement.")
-    problems.install(api)
+    web_problems.install(api)
     Reader = Annotated[Principal, Depends(reader(credentials))]
     Coach = Annotated[Principal, Depends(acting(writer(credentials)))]
 
     def visible_plan(principal: Principal, plan_id: uuid.UUID) -> None:
         summary = app.summary(plan_id)
         if not may_see(principal, summary.municipality, summary.coach_id):
-            raise problems.Problem(404, "Plan not found")
+            raise NotFound("Plan")
 
-    def keyed(principal: Principal, key: str | None, route: str, body: Body) -> Keyed | None:
+    def keyed(principal: Principal, key: str | None, route: str, body: Body) -> RequestKey | None:
         if key is None:
             return None
         request = fingerprint({"route": route, "body": body.model_dump(mode="json")})
-        return Keyed(f"coach:{principal.id}", key, request)
+        return RequestKey(f"coach:{principal.id}", key, request)
 
     def answer(response: Response, result: tuple[int, dict[str, Any]]) -> dict[str, Any]:
         response.status_code = result[0]
@@ -100,7 +102,7 @@ def create_api(app: CoachingApplication, credentials: Credentials) -> FastAPI:
                   idempotency_key: IdempotencyKey = None) -> dict[str, Any]:
         visible_plan(principal, plan_id)
         if principal.provider:
-            raise problems.Problem(403, "Forbidden", "Follow-up after the year is the municipality's.")
+            raise Forbidden(detail="Follow-up after the year is the municipality's.")
         return answer(response, app.record_follow_up(
             plan_id, **body.model_dump(),
             keyed=keyed(principal, idempotency_key, f"follow-up-contacts/{plan_id}", body)))
@@ -117,7 +119,7 @@ def create_api(app: CoachingApplication, credentials: Credentials) -> FastAPI:
     @api.get("/coaches/{coach_id}/overdue-check-ins", summary="Overdue check-ins of one coach")
     def overdue_of_coach(coach_id: CoachId, principal: Reader) -> dict[str, Any]:
         if principal.provider and coach_of(principal) != coach_id:
-            raise problems.Problem(404, "Coach not found")
+            raise NotFound("Coach")
         visible = sees(principal)
         return {"coach_id": coach_id, "overdue": app.overdue_check_ins(
             lambda s: s.coach_id == coach_id and visible(s))}
@@ -127,7 +129,7 @@ def create_api(app: CoachingApplication, credentials: Credentials) -> FastAPI:
     def overdue_of_municipality(municipality: Annotated[Municipality, Path()],
                                 principal: Reader) -> dict[str, Any]:
         if not principal.sees_municipality(municipality):
-            raise problems.Problem(404, "Municipality not found")
+            raise NotFound("Municipality")
         visible = sees(principal)
         return {"municipality": municipality, "overdue": app.overdue_check_ins(
             lambda s: s.municipality == municipality and visible(s))}

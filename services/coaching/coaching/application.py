@@ -7,7 +7,7 @@ import datetime as dt
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+
 from typing import Any
 
 from eventsourcing.application import AggregateNotFoundError, ProcessingEvent
@@ -18,7 +18,7 @@ from contracts.envelope import Attributes
 from contracts.events import (
     BenefitObserved, EmploymentObserved, Event, PlacedInJob, ProviderAssigned, TrajectoryOpened,
 )
-from contracts.idempotency import IdempotencyRecord, replay
+from contracts.idempotency import IdempotencyRecord, RequestKey, replay
 from contracts.problems import Problem
 from contracts.service import ServiceApplication
 from coaching.clock import Clock, today_in_amsterdam
@@ -39,15 +39,6 @@ from coaching.views import PlanSummary, describe, overdue_items, summarise
 MAX_DAYS_AHEAD = 92  # a new job may be recorded before it starts, but not months ahead
 
 Visible = Callable[[PlanSummary], bool]
-
-
-@dataclass(frozen=True)
-class Keyed:
-    """An idempotency key within a caller's scope, and the request's fingerprint."""
-
-    scope: str
-    key: str
-    request: str
 
 
 class UnknownTrajectory(LookupError):
@@ -167,7 +158,7 @@ class CoachingApplication(ServiceApplication):
 
     # --- commands ---------------------------------------------------------------------
 
-    def record_check_in(self, plan_id: uuid.UUID, *, recorded_by: str, keyed: Keyed | None = None,
+    def record_check_in(self, plan_id: uuid.UUID, *, recorded_by: str, keyed: RequestKey | None = None,
                         status: int = 201, **facts: Any) -> tuple[int, dict[str, Any]]:
         def command(plan: CoachingPlan) -> dict[str, Any]:
             number = plan.record_check_in(**facts, recorded_by=recorded_by, today=self.clock())
@@ -175,13 +166,13 @@ class CoachingApplication(ServiceApplication):
         return self._change(plan_id, command, keyed, status)
 
     def record_job_loss(self, plan_id: uuid.UUID, *, lost_on: dt.date, reason: str,
-                        keyed: Keyed | None = None, status: int = 201) -> tuple[int, dict[str, Any]]:
+                        keyed: RequestKey | None = None, status: int = 201) -> tuple[int, dict[str, Any]]:
         def command(plan: CoachingPlan) -> dict[str, Any]:
             plan.lose_job(lost_on=lost_on, reason=reason, today=self.clock())
             return {"plan_id": str(plan.id), "lost_on": lost_on.isoformat()}
         return self._change(plan_id, command, keyed, status)
 
-    def record_placement(self, plan_id: uuid.UUID, *, keyed: Keyed | None = None,
+    def record_placement(self, plan_id: uuid.UUID, *, keyed: RequestKey | None = None,
                          status: int = 201, **job: Any) -> tuple[int, dict[str, Any]]:
         def command(plan: CoachingPlan) -> dict[str, Any]:
             if job["starts_on"] > self.clock() + dt.timedelta(days=MAX_DAYS_AHEAD):
@@ -192,7 +183,7 @@ class CoachingApplication(ServiceApplication):
         return self._change(plan_id, command, keyed, status)
 
     def request_reopen(self, plan_id: uuid.UUID, *, reason: str, requested_on: dt.date,
-                       requested_by: str, keyed: Keyed | None = None,
+                       requested_by: str, keyed: RequestKey | None = None,
                        status: int = 201) -> tuple[int, dict[str, Any]]:
         def command(plan: CoachingPlan) -> dict[str, Any]:
             request_id = plan.request_reopen(reason=reason, requested_on=requested_on,
@@ -200,7 +191,7 @@ class CoachingApplication(ServiceApplication):
             return {"plan_id": str(plan.id), "request_id": str(request_id)}
         return self._change(plan_id, command, keyed, status)
 
-    def record_follow_up(self, plan_id: uuid.UUID, *, keyed: Keyed | None = None,
+    def record_follow_up(self, plan_id: uuid.UUID, *, keyed: RequestKey | None = None,
                          status: int = 201, **facts: Any) -> tuple[int, dict[str, Any]]:
         def command(plan: CoachingPlan) -> dict[str, Any]:
             plan.record_follow_up(**facts, today=self.clock())
@@ -208,7 +199,7 @@ class CoachingApplication(ServiceApplication):
         return self._change(plan_id, command, keyed, status)
 
     def record_employer_confirmation(self, plan_id: uuid.UUID, *, recorded_by: str | None,
-                                     keyed: Keyed | None = None, status: int = 201,
+                                     keyed: RequestKey | None = None, status: int = 201,
                                      **facts: Any) -> tuple[int, dict[str, Any]]:
         def command(plan: CoachingPlan) -> dict[str, Any]:
             recorded = plan.confirm_by_employer(**facts, recorded_by=recorded_by, today=self.clock())
@@ -217,9 +208,9 @@ class CoachingApplication(ServiceApplication):
         return self._change(plan_id, command, keyed, status)
 
     def _change(self, plan_id: uuid.UUID, command: Callable[[CoachingPlan], dict[str, Any]],
-                keyed: Keyed | None, status: int) -> tuple[int, dict[str, Any]]:
+                keyed: RequestKey | None, status: int) -> tuple[int, dict[str, Any]]:
         def attempt() -> tuple[int, dict[str, Any]]:
-            if keyed and (first := replay(self, keyed.scope, keyed.key, keyed.request)):
+            if keyed and (first := replay(self, keyed)):
                 return first
             plan = self._plan(plan_id)
             try:

@@ -19,7 +19,8 @@ from contracts.actors import acting
 from contracts.idempotency import fingerprint
 from contracts.problems import Problem
 from contracts.webhooks import WebhookMessage, verified_webhook
-from coaching.application import CoachingApplication, Keyed
+from contracts.idempotency import RequestKey
+from coaching.application import CoachingApplication
 from coaching.coaches import provider_coach
 from coaching.requests import (
     Body, CheckInBody, EmployerConfirmationBody, JobLossBody, PlacementBody, ReopenBody, parse,
@@ -36,7 +37,7 @@ def add_provider_routes(api: FastAPI, app: CoachingApplication, credentials: Cre
         if summary.coach_id != coach:  # not this provider's coachee: as if it did not exist
             raise Problem(404, "Plan not found")
         body = parse(model, message.payload)
-        keyed = Keyed(f"webhook:{coach}", message.id,
+        keyed = RequestKey(f"webhook:{coach}", message.id,
                       fingerprint({"route": f"{action}/{plan_id}", "body": message.payload}))
         status, answer = record(body, keyed, coach)
         response.status_code = status

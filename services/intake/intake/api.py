@@ -17,14 +17,16 @@ from typing import Annotated, Any, Literal
 from fastapi import Body, Depends, FastAPI, Header, Response
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from contracts import problems
+from contracts.problems import Forbidden
+from contracts.web import problems as web_problems
 from contracts.health import health as ready
 from contracts.access import Credentials, Principal, require
 from contracts.actors import acting
 from contracts.events import BenefitSituation, Programme
 from contracts.idempotency import fingerprint
 from contracts.municipalities import Municipality
-from intake.application import IntakeApplication, Keyed, ReferralInput
+from contracts.idempotency import RequestKey
+from intake.application import IntakeApplication, ReferralInput
 from intake.domain import is_valid_bsn
 from intake.privacy import Person
 
@@ -172,7 +174,7 @@ def create_api(app: IntakeApplication, credentials: Credentials) -> FastAPI:
     api = FastAPI(title="Tweespoor intake", version="0.2.0",
                   description="Referrals and LBU job offers from the municipal case systems. "
                               "Personal data is accepted here and nowhere else.")
-    problems.install(api)
+    web_problems.install(api)
     api.add_middleware(_Today, clock=app.clock)
     writer = Annotated[Principal, Depends(acting(require(credentials, "referrals:write", "municipality")))]
     reader = Annotated[Principal, Depends(require(credentials, "referrals:read"))]
@@ -180,7 +182,7 @@ def create_api(app: IntakeApplication, credentials: Credentials) -> FastAPI:
 
     def own(caller: Principal, municipality: str) -> None:
         if not caller.sees_municipality(municipality):
-            raise problems.Problem(403, "Forbidden", "A municipality refers only its own clients.")
+            raise Forbidden(detail="A municipality refers only its own clients.")
 
     @api.post("/referrals", status_code=201, responses=_errors(409))
     def refer(request: ReferralRequest, caller: writer, response: Response,
@@ -190,7 +192,7 @@ def create_api(app: IntakeApplication, credentials: Credentials) -> FastAPI:
         own(caller, request.municipality)
         fields = request.model_dump()
         person = Person(fields.pop("bsn"), fields.pop("name"), fields.pop("date_of_birth"))
-        keyed = Keyed(caller.id, idempotency_key, fingerprint(request.model_dump(mode="json"))) \
+        keyed = RequestKey(caller.id, idempotency_key, fingerprint(request.model_dump(mode="json"))) \
             if idempotency_key else None
         status, body = app.refer(ReferralInput(person=person, **fields), keyed)
         response.status_code = status
@@ -226,7 +228,7 @@ def create_api(app: IntakeApplication, credentials: Credentials) -> FastAPI:
         own(caller, request.municipality)
         fields = request.model_dump()
         person = Person(fields.pop("bsn"), fields.pop("name"), fields.pop("date_of_birth"))
-        keyed = Keyed(caller.id, idempotency_key, fingerprint(request.model_dump(mode="json"))) \
+        keyed = RequestKey(caller.id, idempotency_key, fingerprint(request.model_dump(mode="json"))) \
             if idempotency_key else None
         status, body = app.offer_job(person, keyed=keyed, **fields)
         response.status_code = status

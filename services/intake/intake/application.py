@@ -24,7 +24,7 @@ from contracts.events import (
     JobOfferAccepted, JobOfferMade, JobOfferRefused, PersonErased, PlacedInJob, ReferralRejected,
     ReferralWithdrawn, ReturnedForBenefit, TrajectoryClosed, TrajectoryOpened,
 )
-from contracts.idempotency import IdempotencyRecord, replay
+from contracts.idempotency import IdempotencyRecord, RequestKey, replay
 from contracts.problems import Problem
 from contracts.service import ServiceApplication
 from intake.domain import (
@@ -51,15 +51,6 @@ class IntakeConfig:
         ("social-activation", 7), ("reintegration", 7), ("focus2move", 7), ("lbu", 7))
     # ESF files are kept at least until the end of the period's retention date.
     esf_retention_until: dt.date | None = None
-
-
-@dataclass(frozen=True)
-class Keyed:
-    """An idempotency key within a caller's scope, and the request's fingerprint."""
-
-    scope: str
-    key: str
-    request: str
 
 
 @dataclass(frozen=True)
@@ -105,13 +96,13 @@ class IntakeApplication(ServiceApplication):
     # when it keeps losing, never a 500.
 
     @retries_on_conflict("referral")
-    def refer(self, referral: ReferralInput, keyed: Keyed | None = None) -> tuple[int, dict[str, Any]]:
+    def refer(self, referral: ReferralInput, keyed: RequestKey | None = None) -> tuple[int, dict[str, Any]]:
         """Records a referral and decides on it; (201, summary), or the first answer again."""
-        if keyed and (first := replay(self, keyed.scope, keyed.key, keyed.request)):
+        if keyed and (first := replay(self, keyed)):
             return first  # also what a request that lost to its own twin finds on retrying
         return self._refer(referral, keyed)
 
-    def _refer(self, given: ReferralInput, keyed: Keyed | None) -> tuple[int, dict[str, Any]]:
+    def _refer(self, given: ReferralInput, keyed: RequestKey | None) -> tuple[int, dict[str, Any]]:
         client_id = client_pseudonym(given.person.bsn, self.config.pseudonym_key)
         referral = Referral(
             client_id=client_id, sealed_person=self.vault.seal(client_id, given.person),
@@ -284,8 +275,8 @@ class IntakeApplication(ServiceApplication):
 
     @retries_on_conflict("job offer")
     def offer_job(self, person: Person, *, municipality: str, offered_on: dt.date,
-                  caseworker_id: str, keyed: Keyed | None = None) -> tuple[int, dict[str, Any]]:
-        if keyed and (first := replay(self, keyed.scope, keyed.key, keyed.request)):
+                  caseworker_id: str, keyed: RequestKey | None = None) -> tuple[int, dict[str, Any]]:
+        if keyed and (first := replay(self, keyed)):
             return first
         client_id = client_pseudonym(person.bsn, self.config.pseudonym_key)
         offer = JobOffer(trajectory_id=uuid.uuid4(), client_id=client_id,

@@ -11,7 +11,8 @@ import httpx
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import PlainTextResponse
 
-from contracts import problems, tracing
+from contracts import tracing
+from contracts.web import problems as web_problems
 from contracts.health import health as ready
 from contracts.access import Credentials, Principal, require
 from contracts.municipalities import MUNICIPALITIES, Municipality
@@ -52,7 +53,7 @@ def create_api(store: ReportingStore, credentials: Credentials, *, intake_url: s
     api = FastAPI(title="Tweespoor reporting", version="0.2.0",
                   description="Figures and exports from read models rebuilt from Kafka. A "
                               "municipality's credential sees only that municipality.")
-    problems.install(api)
+    web_problems.install(api)
     reader = Annotated[Principal, Depends(require(credentials, "reports:read"))]
 
     def filters(programme: Annotated[str | None, Query(pattern="^(social-activation|reintegration|focus2move)$")] = None,

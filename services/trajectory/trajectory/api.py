@@ -14,7 +14,8 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from contracts import problems
+from contracts.problems import Forbidden, Invalid
+from contracts.web import problems as web_problems
 from contracts.health import health as ready
 from contracts.access import Credentials, Principal, authenticated
 from contracts.actors import acting
@@ -33,7 +34,7 @@ def scoped(credentials: Credentials, *scopes: str, kinds: tuple[str, ...] = ()):
 
     def dependency(principal: Annotated[Principal, Depends(caller)]) -> Principal:
         if not any(principal.may(s) for s in scopes) or (kinds and principal.kind not in kinds):
-            raise problems.Problem(403, "Forbidden", f"This needs one of the scopes {', '.join(scopes)}.")
+            raise Forbidden(detail=f"This needs one of the scopes {', '.join(scopes)}.")
         return principal
 
     return dependency
@@ -81,7 +82,7 @@ def create_api(app: TrajectoryApplication, credentials: Credentials) -> FastAPI:
                   description="Trajectories from referral to placement: providers assigned under "
                               "their contracts and within capacity, the lifecycle with Focus2Move's "
                               "two tracks, signed provider webhooks in and out.")
-    problems.install(api)
+    web_problems.install(api)
     caller = Annotated[Principal, Depends(scoped(credentials, *READ_SCOPES))]
     admin = Annotated[Principal, Depends(acting(scoped(credentials, "contracts:write", kinds=("staff",))))]
 
@@ -122,8 +123,7 @@ def create_api(app: TrajectoryApplication, credentials: Credentials) -> FastAPI:
     def award(request: Award, changer: admin) -> dict[str, Any]:
         """Record a new contract (an audited event)."""
         if request.provider not in PROVIDERS:
-            raise problems.Problem(422, "Invalid request", "One or more fields are invalid.",
-                                   errors=[{"field": "provider", "reason": "not a contracted provider"}])
+            raise Invalid.field("provider", "not a contracted provider")
         return app.award_contract(**request.model_dump(), by=changer.id)
 
     @api.post("/contracts/{contract_id}/places", responses=errors())

@@ -29,7 +29,7 @@ from contracts.envelope import Attributes, CloudEvent
 from contracts.events import (
     ClientReferred, Event, ReferralWithdrawn, TrajectoryReopenRequested,
 )
-from contracts.idempotency import IdempotencyRecord, replay
+from contracts.idempotency import IdempotencyRecord, RequestKey, replay
 from contracts.problems import Problem
 from contracts.service import Outcome, ServiceApplication
 from trajectory import reports
@@ -43,7 +43,7 @@ from trajectory.tender import TenderData, load
 from trajectory.tendering import TenderUseCases
 from trajectory.webhook_secrets import SecretStore, secret_store_for
 
-__all__ = ["TrajectoryApplication", "TrajectoryConfig", "Keyed", "integration_events"]
+__all__ = ["TrajectoryApplication", "TrajectoryConfig", "RequestKey", "integration_events"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -62,15 +62,6 @@ class TrajectoryConfig:
     public_url: str = "http://127.0.0.1:8002"  # where providers fetch what a notification names
     backoff: Backoff = field(default_factory=Backoff)
     allow_http_callbacks: bool = False  # plain http only for development and tests
-
-
-@dataclass(frozen=True)
-class Keyed:
-    """A webhook id within its provider's scope, and the fingerprint of its body."""
-
-    scope: str
-    key: str
-    request: str
 
 
 class TrajectoryApplication(TenderUseCases, AssignmentDesk, Notifications, ServiceApplication):
@@ -179,11 +170,11 @@ class TrajectoryApplication(TenderUseCases, AssignmentDesk, Notifications, Servi
     # --- what providers report ------------------------------------------------------------
 
     def report(self, provider: str, trajectory_id: uuid.UUID, report: reports.Report,
-               keyed: Keyed) -> tuple[int, dict[str, Any]]:
+               keyed: RequestKey) -> tuple[int, dict[str, Any]]:
         """Applies one signed report; (202, summary), or (409, problem) when it does not fit
         the trajectory's state. The same webhook id returns its first answer again."""
         def command() -> tuple[int, dict[str, Any]]:
-            if first := replay(self, keyed.scope, keyed.key, keyed.request):
+            if first := replay(self, keyed):
                 return first
             trajectory = self._reported_on(trajectory_id, provider, report.discipline)
             for name, value in reports.dates(report):

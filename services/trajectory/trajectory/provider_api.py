@@ -19,7 +19,8 @@ from contracts.idempotency import fingerprint
 from contracts.problems import MEDIA_TYPE, Problem
 from contracts.webhooks import WebhookMessage, verified_webhook
 from trajectory import reports
-from trajectory.application import Keyed, TrajectoryApplication
+from contracts.idempotency import RequestKey
+from trajectory.application import TrajectoryApplication
 from trajectory.notifying import EVENT_TYPES
 
 PROBLEM = {"content": {MEDIA_TYPE: {}}}
@@ -68,7 +69,7 @@ def provider_routes(app: TrajectoryApplication, credentials: Credentials) -> API
             raise Problem(404, "Trajectory not found") from None
         parsed = reports.parse(message.payload)
         slug = message.provider.provider or ""
-        keyed = Keyed(f"webhook:{slug}", message.id, fingerprint(message.body))
+        keyed = RequestKey(f"webhook:{slug}", message.id, fingerprint(message.body))
         status, body = app.report(slug, trajectory, parsed, keyed)
         if status >= 400:
             return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE)

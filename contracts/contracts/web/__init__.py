@@ -1,0 +1,1 @@
+"""The HTTP edge shared by the services (FastAPI): the only part of contracts that knows it."""
