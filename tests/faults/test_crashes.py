@@ -21,6 +21,7 @@ import random
 import time
 import uuid
 from collections import Counter, defaultdict
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -65,10 +66,44 @@ SETTLE_TIMEOUT = 150.0  # ...and everything caught up, within this
 REFERRED, REJECTED, OPENED = ClientReferred.type, ReferralRejected.type, TrajectoryOpened.type
 
 
+@dataclass
+class Run:
+    """What one chaotic run left behind, for the checks below to judge."""
+
+    story: str  # the seed and the timeline, in every message
+    acknowledged: str | None = None  # why not every referral was acknowledged as planned
+    chaos_failures: list[str] = field(default_factory=list)
+    settled: str = ""
+    eligible: set[uuid.UUID] = field(default_factory=set)
+    by_referral: dict[str, Any] = field(default_factory=dict)
+    answers: dict[int, dict[str, Any]] = field(default_factory=dict)
+    opened: dict[uuid.UUID, str] = field(default_factory=dict)
+    followed: dict[uuid.UUID, str] = field(default_factory=dict)
+    dead_letters: dict[str, int] = field(default_factory=dict)
+    personal: list[str] = field(default_factory=list)
+    live_dump: str = ""
+    live_docs: list[dict[str, Any]] = field(default_factory=list)
+    replay_dump: str = ""
+    replay_docs: list[dict[str, Any]] = field(default_factory=list)
+
+    def fail(self, finding: str) -> None:
+        pytest.fail(f"{finding}\n{self.story}", pytrace=False)
+
+    def flowed(self) -> None:
+        """The later checks judge a flow that ran: each needs every referral acknowledged."""
+        if self.acknowledged:
+            self.fail(f"not judged: {self.acknowledged}")
+
+
 # Some 3 minutes on two cores, most of it the services' and the broker's start-ups (7 on a
 # machine loaded 15 times over); the bound leaves room for a slow machine, not for a hang.
-@pytest.mark.timeout(600)
-def test_crashes_lose_nothing_and_double_nothing(tmp_path: Path) -> None:
+# The run is one fixture for the whole module; the first check's time includes it.
+pytestmark.append(pytest.mark.timeout(600))
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    tmp_path = tmp_path_factory.mktemp("chaos")
     seed = int(os.environ.get("TWEESPOOR_CHAOS_SEED") or random.SystemRandom().randrange(1, 10**9))
     seeded = f"(chaos seed {seed}; replay with TWEESPOOR_CHAOS_SEED={seed})"
     print(f"\nchaos seed {seed}: replay with TWEESPOOR_CHAOS_SEED={seed}; logs in {tmp_path.name}/logs",
@@ -110,23 +145,21 @@ def test_crashes_lose_nothing_and_double_nothing(tmp_path: Path) -> None:
         chaos.run(schedule)
         chaos.note(f"chaos over, driver done: {driver.retries} retries; answers "
                    f"{dict(sorted(driver.statuses.items()))}")
-        story = f"{seeded}\ntimeline:\n" + "\n".join(chaos.timeline)
+        result = Run(story=f"{seeded}\ntimeline:\n" + "\n".join(chaos.timeline))
+        result.chaos_failures = chaos.failures
 
         # -- every request acknowledged, as planned --------------------------------------
         if driver.refused or len(driver.acknowledged) != len(planned):
-            pytest.fail(f"{len(planned) - len(driver.acknowledged)} referrals not acknowledged, e.g. "
-                        f"{dict(list(driver.refused.items())[:5])}\n{story}", pytrace=False)
-        decided_wrongly = [p.index for p in planned
-                           if (driver.acknowledged[p.index]["status"] == "rejected") == p.eligible]
-        if decided_wrongly:
-            pytest.fail(f"intake decided against the rules on referrals {decided_wrongly[:10]}\n{story}",
-                        pytrace=False)
-        eligible = {uuid.UUID(driver.acknowledged[p.index]["trajectory_id"]) for p in planned if p.eligible}
-        by_referral = {driver.acknowledged[p.index]["referral_id"]: p for p in planned}
+            result.acknowledged = (f"{len(planned) - len(driver.acknowledged)} referrals not acknowledged, e.g. "
+                                   f"{dict(list(driver.refused.items())[:5])}")
+            return result
+        result.answers = {p.index: driver.acknowledged[p.index] for p in planned}
+        result.eligible = {uuid.UUID(driver.acknowledged[p.index]["trajectory_id"]) for p in planned if p.eligible}
+        result.by_referral = {driver.acknowledged[p.index]["referral_id"]: p for p in planned}
 
         # -- quiescent: nothing waiting in a relay, every consumer caught up ------------
-        settled = _settle(chaos, urls, eligible)
-        chaos.note(f"settled: {settled}")
+        result.settled = _settle(chaos, urls, result.eligible)
+        chaos.note(f"settled: {result.settled}")
 
         # Nothing may be published after reporting's live models are read: the publishers
         # stop first (a clean stop), reporting applies the last of it, then it stops too.
@@ -134,49 +167,104 @@ def test_crashes_lose_nothing_and_double_nothing(tmp_path: Path) -> None:
         ends = sync_end_offsets(broker.bootstrap_servers, EVENT_TOPICS)
         chaos.wait(lambda: _applied(urls["reporting"], ends), "reporting to apply the last records", 30)
         services["reporting"].stop()
-        dead_letters = {t: n for t, n in _dead_letter_counts(broker.bootstrap_servers).items() if n}
-        opened = first_events(urls["trajectory"], "trajectory", eligible | reporting_doc_ids(urls["reporting"]))
-        followed = first_events(urls["coaching"], "coaching", eligible)
+        result.dead_letters = {t: n for t, n in _dead_letter_counts(broker.bootstrap_servers).items() if n}
+        result.opened = first_events(urls["trajectory"], "trajectory",
+                                     result.eligible | reporting_doc_ids(urls["reporting"]))
+        result.followed = first_events(urls["coaching"], "coaching", result.eligible)
         records, distinct, texts = asyncio.run(read_event_topics(broker.bootstrap_servers, EVENT_TOPICS))
         texts += [(path.name, path.read_text(errors="replace"))
                   for path in (*(s.log_file for s in services.values()), broker.log_file)]
+        # The names and dates of birth this test sent; any number passing the 11-test counts too.
+        result.personal = findings(texts, {NAME} | {p.body["date_of_birth"] for p in planned})
         live_store = ReportingStore(urls["reporting"])  # the live read models, read directly
-        live_dump, live_docs = live_store.dump(), live_store.documents("trajectory")
+        result.live_dump, result.live_docs = live_store.dump(), live_store.documents("trajectory")
         live_store.close()
-        replay_dump, replay_docs, replay_note = _clean_replay(tmp_path, broker.bootstrap_servers)
+        result.replay_dump, result.replay_docs, replay_note = _clean_replay(tmp_path, broker.bootstrap_servers)
         chaos.note(f"clean replay from offset 0: {replay_note}")
+        result.story = f"{seeded}\ntimeline:\n" + "\n".join(chaos.timeline)
 
     unexpected = {s.name: s.unexpected_exits for s in services.values() if s.unexpected_exits}
     print(f"  {time.monotonic() - started:.0f} s in all; SIGKILLs: "
           + ", ".join(f"{s.name} {s.kills}" for s in services.values())
           + f"; {records} records on the event topics, {distinct} distinct events"
           + (f"; exited by themselves: {unexpected}" if unexpected else ""), flush=True)
+    return result
 
-    # Everything found, together: one fault often explains the next finding.
-    problems = [*chaos.failures, *_reporting_problems(live_docs, by_referral, driver.acknowledged)]
-    if settled.startswith("NOT"):
-        problems.append(f"settling: {settled}")
-    if set(opened) != eligible:
-        problems.append(f"trajectory: {len(eligible - set(opened))} eligible referrals without a trajectory, "
-                        f"{len(set(opened) - eligible)} trajectories opened that should not be")
-    if not all("Opened" in topic for topic in opened.values()):
-        problems.append(f"trajectory: trajectories that began otherwise than Opened: {set(opened.values())}")
-    if set(followed) != eligible:
-        problems.append(f"coaching: follows {len(eligible - set(followed))} eligible trajectories too few "
-                        f"and {len(set(followed) - eligible)} too many")
-    # The names and dates of birth this test sent; any number passing the 11-test counts too.
-    personal = findings(texts, {NAME} | {p.body["date_of_birth"] for p in planned})
-    if personal:
-        problems.append(f"personal data on the event topics or in a log: {sorted(set(personal))[:5]}")
-    problems += _uneven_effects(live_docs, by_referral)
-    if dead_letters:  # a dead letter is an effect that did not happen
-        problems.append(f"dead letters: {dead_letters}")
-    if live_dump != replay_dump:
-        problems.append("reporting's live read models differ from a clean replay from offset 0:\n"
-                        + _difference(live_docs, replay_docs))
+
+# --- what must hold after the crashes ---------------------------------------------------
+
+
+def test_every_referral_is_acknowledged(run: Run) -> None:
+    if run.acknowledged:
+        run.fail(run.acknowledged)
+
+
+def test_intake_decides_every_referral_by_the_rules(run: Run) -> None:
+    run.flowed()
+    decided_wrongly = [p.index for p in run.by_referral.values()
+                       if (run.answers[p.index]["status"] == "rejected") == p.eligible]
+    if decided_wrongly:
+        run.fail(f"intake decided against the rules on referrals {decided_wrongly[:10]}")
+
+
+def test_every_fault_is_met_and_recovered_from(run: Run) -> None:
+    if run.chaos_failures:
+        run.fail("\n".join(f"- {f}" for f in run.chaos_failures))
+
+
+def test_the_services_settle_with_every_consumer_caught_up(run: Run) -> None:
+    run.flowed()
+    if run.settled.startswith("NOT"):
+        run.fail(f"settling: {run.settled}")
+
+
+def test_each_eligible_referral_opens_one_trajectory_that_begins_opened(run: Run) -> None:
+    run.flowed()
+    if set(run.opened) != run.eligible:
+        run.fail(f"trajectory: {len(run.eligible - set(run.opened))} eligible referrals without a trajectory, "
+                 f"{len(set(run.opened) - run.eligible)} trajectories opened that should not be")
+    if not all("Opened" in topic for topic in run.opened.values()):
+        run.fail(f"trajectory: trajectories that began otherwise than Opened: {set(run.opened.values())}")
+
+
+def test_coaching_follows_every_eligible_trajectory(run: Run) -> None:
+    run.flowed()
+    if set(run.followed) != run.eligible:
+        run.fail(f"coaching: follows {len(run.eligible - set(run.followed))} eligible trajectories too few "
+                 f"and {len(set(run.followed) - run.eligible)} too many")
+
+
+def test_reporting_counts_each_referral_and_its_effects_once(run: Run) -> None:
+    run.flowed()
+    problems = _reporting_problems(run.live_docs, run.by_referral, run.answers)
     if problems:
-        pytest.fail("\n".join(f"- {p}" for p in problems) + f"\n{seeded}\ntimeline:\n"
-                    + "\n".join(chaos.timeline), pytrace=False)
+        run.fail("\n".join(f"- {p}" for p in problems))
+
+
+def test_alike_referrals_come_to_alike_events(run: Run) -> None:
+    run.flowed()
+    problems = _uneven_effects(run.live_docs, run.by_referral)
+    if problems:
+        run.fail("\n".join(f"- {p}" for p in problems))
+
+
+def test_no_personal_data_on_the_event_topics_or_in_a_log(run: Run) -> None:
+    run.flowed()
+    if run.personal:
+        run.fail(f"personal data on the event topics or in a log: {sorted(set(run.personal))[:5]}")
+
+
+def test_nothing_is_dead_lettered(run: Run) -> None:
+    run.flowed()
+    if run.dead_letters:  # a dead letter is an effect that did not happen
+        run.fail(f"dead letters: {run.dead_letters}")
+
+
+def test_the_live_read_models_equal_a_clean_replay_from_offset_0(run: Run) -> None:
+    run.flowed()
+    if run.live_dump != run.replay_dump:
+        run.fail("reporting's live read models differ from a clean replay from offset 0:\n"
+                 + _difference(run.live_docs, run.replay_docs))
 
 
 def _reporting_problems(docs: list[dict[str, Any]], by_referral: dict[str, Any],

@@ -9,6 +9,7 @@ import csv
 import datetime as dt
 import io
 import uuid
+from dataclasses import dataclass
 
 import pytest
 from fastapi.testclient import TestClient
@@ -35,6 +36,20 @@ PLACED = ("999999990", "Registry Kafka Geplaatst", "1977-06-07")
 BSNS = {REFUSER[0], PLACED[0]}
 
 
+@dataclass
+class World:
+    """Intake on a fresh topic with its HTTP API and relay, and a reporting store."""
+
+    app: IntakeApplication
+    clock: Clock
+    topic: str
+    reporting: ReportingStore
+    bootstrap: str
+    http: TestClient
+    headers: dict[str, str]
+    relay: OutboxRelay
+
+
 @pytest.fixture
 async def world(bootstrap, database_url, credentials):
     topics = await fresh_topics(bootstrap, "intake", groups=("intake",))
@@ -44,16 +59,10 @@ async def world(bootstrap, database_url, credentials):
     reporting = ReportingStore(database_url("reporting"))
     producer = kafka.producer(bootstrap, "intake-registry-test")
     await producer.start()
-
-    class World:
-        pass
-
-    w = World()
-    w.app, w.clock, w.topic, w.reporting, w.bootstrap = app, clock, topics["intake"], reporting, bootstrap
-    w.http = TestClient(create_api(app, credentials[0]))
-    w.headers = {"Authorization": f"Bearer {credentials[1]['alkmaar-case-system']}"}
-    w.relay = OutboxRelay(app=app, translate=app.integration_events, producer=producer,
-                          topic=topics["intake"], system="tweespoor-intake")
+    w = World(app, clock, topics["intake"], reporting, bootstrap, TestClient(create_api(app, credentials[0])),
+              {"Authorization": f"Bearer {credentials[1]['alkmaar-case-system']}"},
+              OutboxRelay(app=app, translate=app.integration_events, producer=producer,
+                          topic=topics["intake"], system="tweespoor-intake"))
     yield w
     await producer.stop()
     reporting.close()

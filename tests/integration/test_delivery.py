@@ -9,6 +9,8 @@ import os
 import subprocess
 import sys
 import uuid
+from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -50,30 +52,41 @@ async def producer(bootstrap):
     await producer.stop()
 
 
-@pytest.fixture
-async def world(bootstrap, database_url, producer):
+@dataclass
+class World:
     """An intake and a trajectory service on fresh stores and fresh topics."""
-    group = f"trajectory-{uuid.uuid4().hex[:8]}"
-    topics = await fresh_topics(bootstrap, "intake", "trajectory", groups=(group,))
-    intake = new_intake(database_url("intake"))
-    trajectory = TrajectoryApplication(store_env(database_url("trajectory")))
-    trajectory.group = group
 
-    def relay(app, translate, topic, **kwargs):
-        return OutboxRelay(app=app, translate=translate, producer=producer, topic=topic,
+    topics: dict[str, str]
+    intake: IntakeApplication
+    trajectory: TrajectoryApplication
+    group: str
+    bootstrap: str
+    producer: Any
+
+    def relay(self, app, translate, topic, **kwargs) -> OutboxRelay:
+        return OutboxRelay(app=app, translate=translate, producer=self.producer, topic=topic,
                            system=f"tweespoor-{app.name}", **kwargs)
 
-    class World:
-        pass
+    def intake_relay(self, **kwargs) -> OutboxRelay:
+        return self.relay(self.intake, self.intake.integration_events, self.topics["intake"], **kwargs)
 
-    w = World()
-    w.topics, w.intake, w.trajectory, w.relay, w.group = topics, intake, trajectory, relay, group
-    w.intake_relay = lambda **kw: relay(intake, intake.integration_events, topics["intake"], **kw)
-    w.trajectory_relay = lambda **kw: relay(trajectory, trajectory_events, topics["trajectory"], **kw)
-    w.inbox = lambda: Inbox(bootstrap_servers=bootstrap, topics=[topics["intake"]],
-                            target=trajectory, producer=producer)
+    def trajectory_relay(self, **kwargs) -> OutboxRelay:
+        return self.relay(self.trajectory, trajectory_events, self.topics["trajectory"], **kwargs)
+
+    def inbox(self) -> Inbox:
+        return Inbox(bootstrap_servers=self.bootstrap, topics=[self.topics["intake"]],
+                     target=self.trajectory, producer=self.producer)
+
+
+@pytest.fixture
+async def world(bootstrap, database_url, producer):
+    group = f"trajectory-{uuid.uuid4().hex[:8]}"
+    topics = await fresh_topics(bootstrap, "intake", "trajectory", groups=(group,))
+    trajectory = TrajectoryApplication(store_env(database_url("trajectory")))
+    trajectory.group = group
+    w = World(topics, new_intake(database_url("intake")), trajectory, group, bootstrap, producer)
     yield w
-    intake.close()
+    w.intake.close()
     trajectory.close()
 
 

@@ -11,6 +11,9 @@ import datetime as dt
 import random
 import time
 import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
@@ -31,6 +34,33 @@ from trajectory.application import TrajectoryApplication
 pytestmark = [pytest.mark.kafka]
 
 
+@dataclass
+class World:
+    """An intake relaying to a fresh topic that a trajectory service consumes; the topic
+    is deleted and made again by the tests."""
+
+    topic: str
+    intake: IntakeApplication
+    trajectory: TrajectoryApplication
+    relay: OutboxRelay
+    group: str
+    producer: Any
+    bootstrap: str
+    people: Iterator[str]
+
+    def refer(self) -> uuid.UUID:
+        status, body = self.intake.refer(ReferralInput(
+            person=Person(next(self.people), "Test Persoon", dt.date(1980, 1, 1)), municipality="alkmaar",
+            programme="focus2move", benefit="bijstand", uwv_registered_on=None,
+            distance_to_labour_market="large", referred_on=dt.date(2008, 2, 1), caseworker_id="cw-1"))
+        assert status == 201
+        return uuid.UUID(body["trajectory_id"])
+
+    def inbox(self) -> Inbox:
+        return Inbox(bootstrap_servers=self.bootstrap, topics=[self.topic], target=self.trajectory,
+                     producer=self.producer, incarnation_seconds=0.2)
+
+
 @pytest.fixture
 async def world(bootstrap, database_url):
     producer = kafka.producer(bootstrap, "test-incarnation")
@@ -43,27 +73,8 @@ async def world(bootstrap, database_url):
     relay = OutboxRelay(app=intake, translate=intake.integration_events, producer=producer,
                         topic=topics["intake"], system="tweespoor-intake")
     relay.incarnation_seconds = 0.2
-    people = iter(made_up_bsns(20, random.Random(14)))
-
-    class World:
-        pass
-
-    w = World()
-    w.topic, w.intake, w.trajectory, w.relay, w.group, w.producer = topics["intake"], intake, trajectory, relay, group, producer
-
-    def refer() -> uuid.UUID:
-        status, body = intake.refer(ReferralInput(
-            person=Person(next(people), "Test Persoon", dt.date(1980, 1, 1)), municipality="alkmaar",
-            programme="focus2move", benefit="bijstand", uwv_registered_on=None,
-            distance_to_labour_market="large", referred_on=dt.date(2008, 2, 1), caseworker_id="cw-1"))
-        assert status == 201
-        return uuid.UUID(body["trajectory_id"])
-
-    def inbox() -> Inbox:
-        return Inbox(bootstrap_servers=bootstrap, topics=[w.topic], target=trajectory, producer=producer,
-                     incarnation_seconds=0.2)
-
-    w.refer, w.inbox = refer, inbox
+    w = World(topics["intake"], intake, trajectory, relay, group, producer, bootstrap,
+              iter(made_up_bsns(20, random.Random(14))))
     yield w
     intake.close()
     trajectory.close()
