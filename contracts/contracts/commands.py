@@ -13,19 +13,21 @@ A domain refusal (a 409 naming the state) is raised by the command itself and is
 retried; neither is anything else. Idempotency replays belong inside the command, so that
 a request that lost to its own retry answers with the first answer.
 
-The inbox applies consumed records by the same rule (`contracts.service`, there with its
-own check whether the record was applied by the winner).
+The inbox applies consumed records by the same rule (`contracts.service`, with `settled`:
+its own check whether the record was applied by the winner).
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import os
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
 from eventsourcing.persistence import IntegrityError
@@ -37,33 +39,65 @@ log = logging.getLogger(__name__)
 P = ParamSpec("P")
 T = TypeVar("T")
 
-ATTEMPTS = 8  # how often a command is decided in all before it gives up
-FIRST_PAUSE = 0.005  # seconds: the first pause is up to this, doubling per attempt (full jitter)
-MAX_PAUSE = 0.25  # seconds: no single pause is longer
+@dataclass(frozen=True)
+class ConflictPolicy:
+    """How often a command is decided in all before it gives up, and the pauses between:
+    full jitter from `first_pause` seconds, doubling per loss, no pause above `max_pause`.
+    An installation sets it with `TWEESPOOR_CONFLICT_ATTEMPTS`, `_FIRST_PAUSE` and
+    `_MAX_PAUSE` (seconds)."""
+
+    attempts: int = 8
+    first_pause: float = 0.005
+    max_pause: float = 0.25
+
+    def pause(self, attempt: int) -> float:
+        """How long to wait after losing `attempt` (0-based) times."""
+        return random.uniform(0, min(self.max_pause, self.first_pause * 2 ** attempt))
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> ConflictPolicy:
+        default = cls()
+        return cls(attempts=max(1, int(env.get("TWEESPOOR_CONFLICT_ATTEMPTS", default.attempts))),
+                   first_pause=float(env.get("TWEESPOOR_CONFLICT_FIRST_PAUSE", default.first_pause)),
+                   max_pause=float(env.get("TWEESPOOR_CONFLICT_MAX_PAUSE", default.max_pause)))
+
+
+POLICY = ConflictPolicy.from_env(os.environ)
+ATTEMPTS = POLICY.attempts
 
 
 def pause(attempt: int) -> float:
-    """How long to wait after losing `attempt` (0-based) times: full jitter, bounded."""
-    return random.uniform(0, min(MAX_PAUSE, FIRST_PAUSE * 2 ** attempt))
+    return POLICY.pause(attempt)
 
 
-def retry_on_conflict(command: Callable[[], T], *, what: str = "record", attempts: int = ATTEMPTS,
+def retry_on_conflict(command: Callable[[], T], *, what: str = "record", attempts: int | None = None,
                       lock: AbstractContextManager[Any] | threading.RLock | None = None,
+                      settled: Callable[[], T | None] | None = None, exhausted: str = "busy",
+                      policy: ConflictPolicy | None = None,
                       sleep: Callable[[float], None] = time.sleep) -> T:
     """Runs `command` (which loads, decides and saves) until it is not beaten to the store
-    by another writer; `Busy` after `attempts`. With `lock`, each attempt runs under it
-    (and the pause between attempts outside it)."""
+    by another writer, by `policy` (the installation's unless given; `attempts` overrides
+    its count). With `lock`, each attempt runs under it (the pause outside it). After each
+    loss, `settled` may say the winner did the command's work already (the inbox: another
+    member applied the record): its answer is returned. When every attempt lost: `Busy`,
+    or with `exhausted="raise"` the store's IntegrityError itself."""
+    rule = policy or POLICY
+    tries = attempts if attempts is not None else rule.attempts
     guard = lock if lock is not None else nullcontext()
-    for attempt in range(attempts):
+    for attempt in range(tries):
         try:
             with guard:  # type: ignore[union-attr]
                 return command()
         except IntegrityError:
-            if attempt == attempts - 1:
+            if settled is not None and (answer := settled()) is not None:
+                return answer
+            if attempt == tries - 1:
+                if exhausted == "raise":
+                    raise
                 break
             log.info("command_conflict", extra={"what": what, "attempt": attempt + 1})
-            sleep(pause(attempt))
-    log.warning("command_busy", extra={"what": what, "attempts": attempts})
+            sleep(rule.pause(attempt))
+    log.warning("command_busy", extra={"what": what, "attempts": tries})
     raise Busy(what)
 
 

@@ -30,6 +30,7 @@ from contracts.audit import AuditIndex
 from contracts.chain import (
     SEALED, Anchor, ChainedMapper, ChainReport, IntegrityViolation, checked, seal_key, unwrap, verify, walk,
 )
+from contracts.commands import retry_on_conflict
 from contracts.envelope import Attributes, CloudEvent
 from contracts.events import Event
 from contracts.incarnation import ordinal_in_tracking
@@ -43,8 +44,6 @@ class ServiceMapper(ChainedMapper, StampedMapper):
 
 
 RECEIPT_NAMESPACE = uuid.UUID("0b6f9a53-2a8e-4d5e-8d1c-3f0e6c1d2b44")
-# Times an event is decided again after a version conflict before the inbox retries it.
-CONFLICT_ATTEMPTS = 5
 STARTUP_ATTEMPTS = 10  # tries to create the store's tables beside another starting process
 
 
@@ -260,6 +259,13 @@ class ServiceApplication(EventSourcedProjection[uuid.UUID]):
             self.recorded.ring()
         return recordings
 
+    def record(self, processing_event: ProcessingEvent[uuid.UUID]) -> Any:
+        """Records what a follower of the log decided, with its tracking, in one
+        transaction, and snapshots what is due (`contracts.following`)."""
+        recordings = self._record(processing_event)
+        self._take_snapshots(processing_event)
+        return recordings
+
     def construct_mapper(self) -> Mapper:
         # Every stored event is chained to the one before it (contracts.chain) and stamped
         # with who caused it and in which trace (contracts.actors).
@@ -332,19 +338,18 @@ class ServiceApplication(EventSourcedProjection[uuid.UUID]):
         attrs = cloud_event.attributes
         if Receipt.create_id(attrs.source, attrs.id, attrs.type) in self.repository:
             return Outcome.SEEN_EVENT
-        for attempt in range(CONFLICT_ATTEMPTS):
-            try:
-                self.process_event(cloud_event, Tracking(name, offset))  # type: ignore[arg-type]
-                return Outcome.APPLIED
-            except IntegrityError:
-                # Either another member applied it first (a rebalance race: the effect is
-                # there once) or another writer moved one of its aggregates on (a version
-                # conflict: decide again on fresh state). Only the records tell which.
-                if self.has_applied(cloud_event, topic, partition, offset):
-                    return Outcome.SEEN_EVENT
-                if attempt == CONFLICT_ATTEMPTS - 1:
-                    raise
-        raise AssertionError("unreachable")
+        def attempt() -> Outcome:
+            self.process_event(cloud_event, Tracking(name, offset))  # type: ignore[arg-type]
+            return Outcome.APPLIED
+
+        # A loss means either another member applied it first (a rebalance race: the
+        # effect is there once) or another writer moved one of its aggregates on (a version
+        # conflict: decide again on fresh state). Only the records tell which. Still losing
+        # after the rule's attempts, the record is left to the inbox (retried, never lost).
+        return retry_on_conflict(
+            attempt, what="record",
+            settled=lambda: Outcome.SEEN_EVENT if self.has_applied(cloud_event, topic, partition, offset) else None,
+            exhausted="raise")
 
     def has_applied(self, cloud_event: CloudEvent, topic: str, partition: int, offset: int) -> bool:
         """Whether this record's offset or this event's receipt is on record."""
