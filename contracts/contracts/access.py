@@ -13,22 +13,20 @@ The file is TOML, named by `TWEESPOOR_CREDENTIALS_FILE`:
     scopes = ["referrals:read", "referrals:write"]
     token_sha256 = "<hex>"
     webhook_secret = "whsec_..."     # providers only: signs webhooks both ways
+
+A route asks for a caller through `contracts.web.auth` (`authenticated`, `require`).
 """
 
 import hashlib
 import os
 import secrets
 import tomllib
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
-
-from fastapi import Depends
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from typing import Any, Literal
 
 from contracts.municipalities import MUNICIPALITIES
-from contracts.problems import Problem
 
 Kind = Literal["municipality", "provider", "coach", "auditor", "staff"]
 KINDS = ("municipality", "provider", "coach", "auditor", "staff")
@@ -109,37 +107,3 @@ class Credentials:
 
     def __iter__(self):
         return iter(self._by_hash.values())
-
-
-_bearer = HTTPBearer(auto_error=False, description="A token issued per client application.")
-
-
-# FastAPI reads the dependency annotations below as objects: this module deliberately
-# has no `from __future__ import annotations`.
-def authenticated(credentials: Credentials) -> Callable[..., Principal]:
-    """A FastAPI dependency: the caller, or a 401 problem."""
-
-    def dependency(
-        presented: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    ) -> Principal:
-        principal = credentials.authenticate(presented.credentials) if presented else None
-        if principal is None:
-            raise Problem(401, "Unauthorized", "A valid bearer token is required.",
-                          headers={"WWW-Authenticate": "Bearer"})
-        return principal
-
-    # contracts.limits finds this on a route and checks the token before the body is read.
-    dependency.tweespoor_credentials = credentials  # type: ignore[attr-defined]
-    return dependency
-
-
-def require(credentials: Credentials, scope: str, *kinds: Kind) -> Callable[..., Principal]:
-    """A FastAPI dependency: the caller, if it holds `scope` (and is of one of `kinds`)."""
-    caller = authenticated(credentials)
-
-    def dependency(principal: Annotated[Principal, Depends(caller)]) -> Principal:
-        if not principal.may(scope) or (kinds and principal.kind not in kinds):
-            raise Problem(403, "Forbidden", f"This credential does not carry the scope {scope}.")
-        return principal
-
-    return dependency

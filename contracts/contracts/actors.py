@@ -6,18 +6,18 @@ and read back by the outbox relay and the audit, never edited later. An actor is
 `user:<credential id>`, `provider:<provider id>` or `service:<system>` (the service on its
 own: a policy reacting to an event, a timer) — credential names, never personal data.
 
-HTTP command routes name their actor by depending on `acting(<their auth dependency>)`;
-what is recorded without one is the service's own doing. (No `from __future__ import
-annotations`: FastAPI must see the wrapped dependency as an object.)
+HTTP command routes name their actor by depending on `contracts.web.actors.acting(<their
+auth dependency>)`, which calls `act_as`; what is recorded without one is the service's
+own doing.
 """
 
+from __future__ import annotations
+
 import contextvars
-from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Any
 
 from eventsourcing.persistence import Mapper, StoredEvent
 from eventsourcing.utils import get_topic
-from fastapi import Depends
 
 from contracts import tracing
 from contracts.access import Principal
@@ -43,17 +43,9 @@ def current_actor() -> str | None:
     return _actor.get()
 
 
-def acting(dependency: Callable[..., Any]) -> Callable[..., Any]:
-    """Wraps an authentication dependency so that what the route records names the caller.
-
-    It is async on purpose: it runs in the request's own task, and a sync route's worker
-    thread starts from a copy of that task's context, so it sees the actor."""
-
-    async def as_actor(caller: Annotated[Any, Depends(dependency)]) -> Any:
-        _actor.set(actor_of(caller))
-        return caller
-
-    return as_actor
+def act_as(caller: Any) -> None:
+    """What is recorded from here on in this context names `caller` (see `actor_of`)."""
+    _actor.set(actor_of(caller))
 
 
 class StampedMapper(Mapper):

@@ -3,17 +3,13 @@
 A component that is stuck (an inbox waiting for its store or its dead-letter topic) marks
 itself stalled with a reason, and clears it once it moves again. While anything is
 stalled, `/health` answers 503 with a problem document naming the reasons (error class
-names and topic names only: never a payload, never personal data).
+names and topic names only: never a payload, never personal data). The route and the
+readiness of a FastAPI app's process are in `contracts.web.health`.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any
-
-from fastapi import FastAPI
-
-from contracts.web.problems import problem_response
 
 
 class Readiness:
@@ -34,22 +30,6 @@ class Readiness:
         now = time.monotonic()
         return {component: f"{reason}, for {now - since:.0f} s"
                 for component, (reason, since) in sorted(self._stalled.items())}
-
-
-def readiness(api: FastAPI) -> Readiness:
-    """The readiness of the process serving `api` (made on first use)."""
-    if not isinstance(getattr(api.state, "readiness", None), Readiness):
-        api.state.readiness = Readiness()
-    return api.state.readiness  # type: ignore[no-any-return]
-
-
-def health(api: FastAPI) -> Any:
-    """What `/health` answers: ok, or 503 with why not."""
-    reasons = readiness(api).reasons
-    if not reasons:
-        return {"status": "ok"}
-    return problem_response(503, "Not ready", "A consumer cannot make progress.", headers={"Retry-After": "5"},
-                            stalled=[{"component": c, "reason": r} for c, r in reasons.items()])
 
 
 def backoff(attempt: int, *, first: float = 0.5, cap: float = 10.0) -> float:

@@ -23,15 +23,17 @@ from typing import Any, Protocol
 import uvicorn
 from fastapi import FastAPI
 
-from contracts import kafka, limits, tracing
-from contracts.audit import install_audit
+from contracts import kafka, tracing
 from contracts.checkpoints import Checkpointer
-from contracts.health import readiness
 from contracts.inbox import Inbox
+from contracts.limits import max_body_bytes
 from contracts.outbox import OutboxRelay, Translate
 from contracts.processing import ProcessingLog
 from contracts.service import ChainedEventStore
 from contracts.topics import TOPICS, group_topics, retry_topic
+from contracts.web import limits
+from contracts.web.audit import install_audit
+from contracts.web.health import readiness
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +105,7 @@ class Service:
             install_audit(self.api, self.app, self.translate, system, self.audit_credentials,
                           self.processing_log)
         # The caller checked before the body is read, and bodies capped (<SERVICE>_MAX_BODY_BYTES).
-        limits.install(self.api, max_body_bytes=limits.max_body_bytes(self.settings.service))
+        limits.install(self.api, max_body_bytes=max_body_bytes(self.settings.service))
         tracing.install(self.api, system=system, processing_log=self.processing_log)
 
     async def run(self, stop: asyncio.Event) -> None:

@@ -4,7 +4,8 @@
 id.timestamp.body with the provider's secret); a timestamp more than five minutes off is
 refused, and so is a body too large or not JSON. Verification happens before anything
 is parsed or stored. The trajectory and coaching services receive provider reports this
-way, and trajectory signs its outgoing notifications the same way.
+way (the route's dependency is `contracts.web.webhooks.verified_webhook`), and trajectory
+signs its outgoing notifications the same way.
 """
 
 from __future__ import annotations
@@ -12,13 +13,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Any
 from uuid import uuid4
 
-from fastapi import Depends, Path, Request
 from standardwebhooks import Webhook
 
-from contracts.access import Credentials, Principal
+from contracts.access import Principal
 from contracts.problems import Problem
 
 MAX_BODY_BYTES = 64 * 1024
@@ -56,32 +56,3 @@ def verify(secret: str, body: bytes, headers: dict[str, str]) -> Any:
     except Exception as error:  # any malformed header is the same answer: not verified
         reason = str(error) if type(error).__name__ == "WebhookVerificationError" else "Malformed signature headers"
         raise Problem(401, "Invalid webhook signature", reason) from None
-
-
-def verified_webhook(credentials: Credentials):
-    """A FastAPI dependency for `/providers/{provider}/...` routes: the verified message."""
-
-    async def dependency(
-        request: Request,
-        provider: Annotated[str, Path(description="The provider's name as contracted", max_length=80)],
-    ) -> WebhookMessage:
-        if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
-            raise Problem(415, "Unsupported media type", "Send application/json.")
-        declared = request.headers.get("content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
-            raise Problem(413, "Body too large", f"At most {MAX_BODY_BYTES} bytes.")
-        body = b""
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > MAX_BODY_BYTES:
-                raise Problem(413, "Body too large", f"At most {MAX_BODY_BYTES} bytes.")
-        principal = credentials.provider(provider)
-        if principal is None or not principal.webhook_secret:
-            raise Problem(401, "Invalid webhook signature", "Unknown sender.")
-        payload = verify(principal.webhook_secret, body, dict(request.headers))
-        return WebhookMessage(principal, request.headers["webhook-id"], body, payload)
-
-    dependency.tweespoor_signed = True  # type: ignore[attr-defined]  # contracts.limits: signed route
-    return dependency
-
-

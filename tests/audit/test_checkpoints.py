@@ -25,7 +25,7 @@ from fastapi.testclient import TestClient
 from contracts import chain, checkpoints, kafka
 from contracts.chain import GENESIS, MAGIC, unwrap
 from contracts.checkpoints import Checkpointer, public_key, sign, verified
-from contracts.audit import install_audit
+from contracts.web.audit import install_audit
 from contracts.topics import CHECKPOINTS, TOPICS, Topic
 from infra.demo import write_credentials
 from services.trajectory.tests.conftest import auth, refer, with_administrator

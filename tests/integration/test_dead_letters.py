@@ -343,7 +343,7 @@ async def test_a_consumer_that_cannot_make_progress_says_so(bootstrap, tmp_path,
     from fastapi.testclient import TestClient
 
     from contracts.access import Credentials
-    from contracts.health import readiness
+    from contracts.web.health import readiness
     from trajectory.api import create_api
 
     caplog.set_level(logging.INFO, logger="contracts.inbox")

@@ -22,7 +22,7 @@ from services.trajectory.tests.conftest import (
 )
 from infra.demo import write_credentials
 from tests.support.racing import at_once, always_conflicting, race
-from trajectory import reports
+from trajectory import provider_reports as reports
 from trajectory.api import create_api
 from contracts.idempotency import RequestKey
 from trajectory.application import TrajectoryApplication, TrajectoryConfig

@@ -14,7 +14,7 @@ import pytest
 from contracts.problems import Problem
 from contracts.service import store_env
 from services.trajectory.tests.conftest import RECORDED_AT, Clock, refer
-from trajectory import reports
+from trajectory import provider_reports as reports
 from contracts.idempotency import RequestKey
 from trajectory.application import TrajectoryApplication, TrajectoryConfig
 

@@ -19,6 +19,20 @@ from contracts.problems import INTEGRITY_VIOLATION, INVALID_DETAIL, MEDIA_TYPE, 
 
 log = logging.getLogger(__name__)
 
+# What each refusal means on an API, as its OpenAPI document says it; a service words one
+# differently by passing its own (`responses(403, described={403: "..."})`).
+DESCRIPTIONS: dict[int, str] = {
+    401: "No valid bearer token",
+    403: "The credential lacks the scope",
+    404: "Unknown, or not yours to see",
+    409: "Does not fit the current state: the state and the allowed next steps are named",
+    410: "Gone for good",
+    413: "The body is too large",
+    415: "Send application/json",
+    422: "A field is invalid (named, with the reason; values are never echoed)",
+    503: "The store is unavailable; retry after Retry-After",
+}
+
 
 def problem_response(status: int, title: str, detail: str | None = None, *,
                      headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
@@ -82,3 +96,10 @@ def install(app: FastAPI) -> None:
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
         log.error("unexpected_error", extra={"error": type(exc).__name__})
         return problem_response(500, "Internal error", "The error was logged.")
+
+
+def responses(*codes: int, described: dict[int, str] | None = None) -> dict[int | str, dict[str, Any]]:
+    """The `responses=` of a route that may refuse with `codes`: each a problem+json
+    document, described as `described` says or else as `DESCRIPTIONS` does."""
+    wording = {**DESCRIPTIONS, **(described or {})}
+    return {code: {"description": wording[code], "content": {MEDIA_TYPE: {}}} for code in codes}

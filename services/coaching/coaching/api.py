@@ -5,19 +5,21 @@ problem+json. Providers record through signed webhooks (`coaching.webhooks`).
 """
 
 import uuid
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Header, Path, Response
 
 from contracts.problems import Forbidden, NotFound
 from contracts.web import problems as web_problems
-from contracts.health import health as ready
+from contracts.web.health import health as ready
 from contracts.access import Credentials, Principal
-from contracts.actors import acting
+from contracts.web.auth import authenticated, require
+from contracts.web.actors import acting
 from contracts.idempotency import fingerprint
 from contracts.municipalities import Municipality
-from coaching.access import coach_of, may_see, reader, sees, writer
-from contracts.idempotency import RequestKey
+from contracts.idempotency import Answer, RequestKey
+from coaching.access import READ, WRITE, coach_of, may_see, sees
 from coaching.application import CoachingApplication
 from coaching.requests import (
     Body, CheckInBody, EmployerConfirmationBody, FollowUpBody, JobLossBody, PlacementBody, ReopenBody,
@@ -28,6 +30,32 @@ IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", min_lengt
                                               description="Send the same key to retry safely.")]
 CoachId = Annotated[str, Path(pattern=r"^(provider|municipality):[a-z0-9-]{1,64}$",
                               description='"provider:<slug>" or "municipality:<name>"')]
+
+
+def reader(credentials: Credentials) -> Callable[..., Principal]:
+    """Who may read plans: coaching:read, or coaching:write (a coach, or a provider that
+    coaches, reads what it records)."""
+    caller = authenticated(credentials)
+
+    def dependency(principal: Annotated[Principal, Depends(caller)]) -> Principal:
+        if not (principal.may(READ) or principal.may(WRITE)):
+            raise Forbidden(detail=f"This credential carries neither {READ} nor {WRITE}.")
+        return principal
+
+    return dependency
+
+
+def writer(credentials: Credentials) -> Callable[..., Principal]:
+    """Who may record over bearer HTTP: a coach holding coaching:write, bound to a
+    municipality or a provider (what is recorded names the coach)."""
+    coach = require(credentials, WRITE, "coach")
+
+    def dependency(principal: Annotated[Principal, Depends(coach)]) -> Principal:
+        if coach_of(principal) is None:
+            raise Forbidden(detail="This coach credential names no municipality or provider.")
+        return principal
+
+    return dependency
 
 
 def create_api(app: CoachingApplication, credentials: Credentials) -> FastAPI:
@@ -48,9 +76,9 @@ def create_api(app: CoachingApplication, credentials: Credentials) -> FastAPI:
         request = fingerprint({"route": route, "body": body.model_dump(mode="json")})
         return RequestKey(f"coach:{principal.id}", key, request)
 
-    def answer(response: Response, result: tuple[int, dict[str, Any]]) -> dict[str, Any]:
-        response.status_code = result[0]
-        return result[1]
+    def answer(response: Response, result: Answer) -> dict[str, Any]:
+        response.status_code = result.status  # created, or the first answer again
+        return result.body
 
     @api.get("/plans", summary="The plans the caller may see")
     def plans(principal: Reader, trajectory_id: uuid.UUID | None = None,

@@ -6,7 +6,7 @@ nothing; every plan event translates to one event of the catalogue.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from contracts.events import (
@@ -82,3 +82,12 @@ def integration_events(domain_event: Any) -> Sequence[tuple[str, Event]]:
 def _proven(e: Any) -> dict[str, Any]:
     # Events stored before coaching worked out a point's result have none of these.
     return {name: getattr(e, name, None) for name in ("result", "evidence", "evidence_on")}
+
+
+def ensure_translatable(events: Iterable[Any]) -> None:
+    """Translates new events before they are stored, raising what the translation raises:
+    one that could not be published would stop the outbox relay for every event after it,
+    so it must never be recorded (the command fails instead, or the inbox dead-letters the
+    record)."""
+    for domain_event in events:
+        integration_events(domain_event)

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from contracts.events import CheckInIssue, ContractType, Hours, NextStep, ReopenReason
-from contracts.problems import Problem
+from contracts.problems import Invalid
 
 Support = Literal["debts", "childcare", "travel", "conflict-at-work", "other"]
 JobLossReason = Literal["dismissed", "resigned", "contract-ended", "illness", "other"]
@@ -81,11 +81,10 @@ class EmployerConfirmationBody(Body):
 
 
 def parse(model: type[Body], payload: Any) -> Any:
-    """A webhook's verified JSON as a body; a 422 problem naming the fields, not values."""
+    """A webhook's verified JSON as a body; Invalid naming the fields, never the values."""
     try:
         return model.model_validate(payload)
     except ValidationError as error:
         errors = [{"field": ".".join(str(p) for p in e["loc"]) or "body", "reason": e["msg"]}
                   for e in error.errors()]
-        raise Problem(422, "Invalid request", "One or more fields are invalid.",
-                      errors=errors) from None
+        raise Invalid(errors) from None

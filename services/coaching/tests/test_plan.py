@@ -194,7 +194,7 @@ def test_reopen_requests_get_their_own_deterministic_ids_and_keep_the_plan_going
 def test_an_event_that_could_not_be_published_is_never_stored():
     from pydantic import ValidationError
 
-    from coaching.application import publishable
+    from coaching.integration import ensure_translatable as publishable
 
     plan = new_plan()
     publishable(plan.pending_events)

@@ -19,9 +19,10 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from contracts.problems import Forbidden
 from contracts.web import problems as web_problems
-from contracts.health import health as ready
-from contracts.access import Credentials, Principal, require
-from contracts.actors import acting
+from contracts.web.health import health as ready
+from contracts.access import Credentials, Principal
+from contracts.web.auth import require
+from contracts.web.actors import acting
 from contracts.events import BenefitSituation, Programme
 from contracts.idempotency import fingerprint
 from contracts.municipalities import Municipality
@@ -194,9 +195,9 @@ def create_api(app: IntakeApplication, credentials: Credentials) -> FastAPI:
         person = Person(fields.pop("bsn"), fields.pop("name"), fields.pop("date_of_birth"))
         keyed = RequestKey(caller.id, idempotency_key, fingerprint(request.model_dump(mode="json"))) \
             if idempotency_key else None
-        status, body = app.refer(ReferralInput(person=person, **fields), keyed)
-        response.status_code = status
-        return body
+        answer = app.refer(ReferralInput(person=person, **fields), keyed)
+        response.status_code = answer.status  # created, or the first answer again
+        return answer.body
 
     @api.get("/referrals/{referral_id}", responses=_errors())
     def referral(referral_id: uuid.UUID, caller: reader) -> dict[str, Any]:
@@ -230,9 +231,9 @@ def create_api(app: IntakeApplication, credentials: Credentials) -> FastAPI:
         person = Person(fields.pop("bsn"), fields.pop("name"), fields.pop("date_of_birth"))
         keyed = RequestKey(caller.id, idempotency_key, fingerprint(request.model_dump(mode="json"))) \
             if idempotency_key else None
-        status, body = app.offer_job(person, keyed=keyed, **fields)
-        response.status_code = status
-        return body
+        answer = app.offer_job(person, keyed=keyed, **fields)
+        response.status_code = answer.status  # created, or the first answer again
+        return answer.body
 
     @api.get("/job-offers/{offer_id}", responses=_errors())
     def job_offer(offer_id: uuid.UUID, caller: reader) -> dict[str, Any]:

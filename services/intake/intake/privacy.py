@@ -1,8 +1,8 @@
 """Personal data, sealed per person: BSN, name and date of birth.
 
-Each person has their own AES-256-GCM key, kept in a table beside the event store (not
-in it: events are never deleted, keys must be). Their personal data is stored only
-sealed with that key, bound to their pseudonymous client id. Deleting the key makes
+Each person has their own AES-256-GCM key, kept in a table beside the event store
+(`intake.tables`; not in it: events are never deleted, keys must be). Their personal
+data is stored only sealed with that key, bound to their pseudonymous client id. Deleting the key makes
 every copy unreadable at once — crypto-shredding — while the events, counts and hash
 chains around it stay intact.
 """
@@ -13,10 +13,9 @@ import base64
 import datetime as dt
 import json
 import os
-import threading
 import uuid
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -37,57 +36,15 @@ class Person:
 
 
 class KeyStore(Protocol):
+    """Each person's key, where it can be deleted: `intake.tables.PersonKeys`."""
+
     def key(self, client_id: uuid.UUID, *, create: bool) -> bytes | None: ...
     def shred(self, client_id: uuid.UUID) -> bool: ...
 
 
-class MemoryKeyStore:
-    """Keys in memory, for unit tests."""
-
-    def __init__(self) -> None:
-        self._keys: dict[uuid.UUID, bytes] = {}
-        self._lock = threading.Lock()
-
-    def key(self, client_id: uuid.UUID, *, create: bool) -> bytes | None:
-        with self._lock:
-            if create and client_id not in self._keys:
-                self._keys[client_id] = AESGCM.generate_key(bit_length=256)
-            return self._keys.get(client_id)
-
-    def shred(self, client_id: uuid.UUID) -> bool:
-        with self._lock:
-            return self._keys.pop(client_id, None) is not None
-
-
-class SqlKeyStore:
-    """Keys in the service's own database (SQLite or PostgreSQL), in `person_keys`."""
-
-    def __init__(self, datastore: Any, placeholder: str) -> None:
-        self._datastore = datastore
-        self._p = placeholder
-        with datastore.transaction(commit=True) as cursor:
-            cursor.execute("CREATE TABLE IF NOT EXISTS person_keys ("
-                           "client_id TEXT PRIMARY KEY, key_b64 TEXT NOT NULL)")
-
-    def key(self, client_id: uuid.UUID, *, create: bool) -> bytes | None:
-        p = self._p
-        with self._datastore.transaction(commit=create) as cursor:
-            if create:
-                cursor.execute(f"INSERT INTO person_keys (client_id, key_b64) VALUES ({p}, {p}) "
-                               "ON CONFLICT (client_id) DO NOTHING",
-                               (str(client_id), _b64(AESGCM.generate_key(bit_length=256))))
-            cursor.execute(f"SELECT key_b64 FROM person_keys WHERE client_id = {p}", (str(client_id),))
-            row = cursor.fetchone()
-        if row is None:
-            return None
-        value = row["key_b64"] if isinstance(row, dict) else row[0]
-        return base64.b64decode(value)
-
-    def shred(self, client_id: uuid.UUID) -> bool:
-        with self._datastore.transaction(commit=True) as cursor:
-            cursor.execute(f"DELETE FROM person_keys WHERE client_id = {self._p} RETURNING client_id",
-                           (str(client_id),))
-            return cursor.fetchone() is not None
+def new_key() -> bytes:
+    """A person's own key: AES-256."""
+    return AESGCM.generate_key(bit_length=256)
 
 
 class Vault:

@@ -13,10 +13,11 @@ from fastapi.responses import PlainTextResponse
 
 from contracts import tracing
 from contracts.web import problems as web_problems
-from contracts.health import health as ready
-from contracts.access import Credentials, Principal, require
+from contracts.web.health import health as ready
+from contracts.access import Credentials, Principal
+from contracts.web.auth import require
 from contracts.municipalities import MUNICIPALITIES, Municipality
-from contracts.problems import Problem
+from contracts.problems import Conflict, Forbidden, Invalid, NotFound, Problem
 from reporting import audit
 from reporting.dashboard import install_dashboard
 from reporting.exports import durable_outflow, esf_participants, lbu_destinations, provider_sheet, srg_provisions
@@ -26,13 +27,9 @@ from reporting.figures import (
 )
 from reporting.store import ReportingStore
 
-PROBLEM = {"content": {"application/problem+json": {}}}
-ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "No valid bearer token", **PROBLEM},
-    403: {"description": "The credential lacks the scope, or asks for another municipality", **PROBLEM},
-    422: {"description": "A parameter is invalid", **PROBLEM},
-    503: {"description": "The store is unavailable; retry after Retry-After", **PROBLEM},
-}
+WORDING = {403: "The credential lacks the scope, or asks for another municipality",
+           404: "Reporting knows no such trajectory", 422: "A parameter is invalid"}
+ERRORS = web_problems.responses(401, 403, 422, 503, described=WORDING)
 
 
 def municipalities_for(caller: Principal, asked: list[str] | None) -> list[str]:
@@ -43,7 +40,7 @@ def municipalities_for(caller: Principal, asked: list[str] | None) -> list[str]:
     if not asked:
         return allowed
     if not set(asked) <= set(allowed):
-        raise Problem(403, "Forbidden", "This credential sees only its own municipality.")
+        raise Forbidden(detail="This credential sees only its own municipality.")
     return sorted(set(asked))
 
 
@@ -148,8 +145,8 @@ def create_api(store: ReportingStore, credentials: Credentials, *, intake_url: s
         bsn_of = None
         if with_bsn:
             if not intake_url:
-                raise Problem(422, "BSN not available", "This deployment does not reach intake.",
-                              errors=[{"field": "with_bsn", "reason": "not available here"}])
+                raise Invalid.field("with_bsn", "not available here", title="BSN not available",
+                                    detail="This deployment does not reach intake.")
             bsn_of = _bsn_lookup(intake_url, request.headers.get("authorization", ""))
         return csv(esf_participants(docs, narrowing, bsn_of, today()), "esf-participants.csv")
 
@@ -198,7 +195,7 @@ def create_api(store: ReportingStore, credentials: Credentials, *, intake_url: s
 def install_audit_routes(api: FastAPI, store: ReportingStore, credentials: Credentials,
                          bootstrap_servers: str | None, service_urls: dict[str, str]) -> None:
     auditor = Annotated[Principal, Depends(require(credentials, "audit:read", "auditor"))]
-    errors = {**ERRORS, 404: {"description": "Reporting knows no such trajectory", **PROBLEM}}
+    errors = web_problems.responses(401, 403, 404, 422, 503, described=WORDING)
 
     def known(trajectory_id: uuid.UUID, caller: Principal, action: str) -> dict[str, Any]:
         span = tracing.current()
@@ -206,7 +203,7 @@ def install_audit_routes(api: FastAPI, store: ReportingStore, credentials: Crede
                          trace_id=span.trace_id if span else None)
         doc = store.document("trajectory", str(trajectory_id))
         if doc is None:
-            raise Problem(404, "Trajectory not found")
+            raise NotFound("Trajectory")
         return doc
 
     async def events_from(source: str, doc: dict[str, Any], trajectory_id: uuid.UUID,
@@ -217,7 +214,7 @@ def install_audit_routes(api: FastAPI, store: ReportingStore, credentials: Crede
             try:
                 return await audit.from_kafka(bootstrap_servers, audit.positions_of(doc), str(trajectory_id).encode())
             except LookupError as error:
-                raise Problem(409, "Not on Kafka where indexed", f"{error}: the topics changed since reporting "
+                raise Conflict("Not on Kafka where indexed", f"{error}: the topics changed since reporting "
                               "indexed them; `tweespoor-reporting rebuild` indexes them as they are now") from None
         events = []
         span = tracing.current()  # the auditor's read continues into each service's log
@@ -231,7 +228,7 @@ def install_audit_routes(api: FastAPI, store: ReportingStore, credentials: Crede
                 body = response.json()
                 broken = [c for c in body["chains"] if not c["intact"]]
                 if broken:
-                    raise Problem(409, "Tampered store", f"{service}: stream {broken[0]['stream']} breaks at "
+                    raise Conflict("Tampered store", f"{service}: stream {broken[0]['stream']} breaks at "
                                   f"version {broken[0]['broken_at']} ({broken[0]['reason']})", chains=broken)
                 events += [audit.from_json(e) for e in body["events"]]
         return events
@@ -286,7 +283,7 @@ def _bsn_lookup(intake_url: str, authorization: str):
                 break
             time.sleep(0.2 * (attempt + 1))
         if response.status_code == 403:
-            raise Problem(403, "Forbidden", "Intake does not show this credential any BSN.")
+            raise Forbidden(detail="Intake does not show this credential any BSN.")
         if response.status_code in (404, 410):
             return None  # erased, or not intake's
         if response.status_code != 200:

@@ -8,7 +8,7 @@ import uuid
 from contracts.access import Principal
 from contracts.events import AssignmentRefused, AssignmentWaitlisted, ProviderAssigned
 from services.trajectory.tests.conftest import INTAKE_TOPIC, new_app, refer, small_tender, withdrawn
-from trajectory.desk import DESK
+from trajectory.usecases.desk import DESK
 from trajectory.domain import Trajectory
 from trajectory.integration import integration_events
 

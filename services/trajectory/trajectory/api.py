@@ -16,9 +16,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from contracts.problems import Forbidden, Invalid
 from contracts.web import problems as web_problems
-from contracts.health import health as ready
-from contracts.access import Credentials, Principal, authenticated
-from contracts.actors import acting
+from contracts.web.health import health as ready
+from contracts.access import Credentials, Principal
+from contracts.web.auth import authenticated
+from contracts.web.actors import acting
 from contracts.municipalities import Municipality
 from contracts.providers import PROVIDERS
 from trajectory.application import TrajectoryApplication

@@ -1,56 +1,51 @@
-"""The trajectory service's use cases: one application class, in parts.
+"""The trajectory service's application: the event store, what it consumes from Kafka,
+and the use cases (`trajectory.usecases`) wired together.
 
-- here: what the service consumes from Kafka (referrals, withdrawals, coaching's
-  requests to reopen), what providers report, and reading trajectories;
-- `tendering`: the tender's reference data, seeded once and changed by audited commands;
-- `desk`: providers assigned within capacity, following the service's own log;
-- `notifying`: providers' subscriptions and the webhook deliveries to them.
+The application owns the store and the inbox policy (`on_event`); each use case is a
+collaborator given what it needs: the store, the write lock's command runner, a clock.
+The methods below are the service's surface for its adapters (API, webhook sender,
+desk loop) and tests, each handing on to the use case that does it.
 
-Methods take ids and primitives and return plain dicts, never aggregates. Writes run
-under one lock per process and again on a version conflict with another process, by the
-rule every service follows (`contracts.commands`).
+Writes run under one lock per process and again on a version conflict with another
+process, by the rule every service follows (`contracts.commands`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import logging
+import functools
 import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from eventsourcing.application import AggregateNotFoundError, ProcessingEvent
+from eventsourcing.application import ProcessingEvent
 
 from contracts.access import Principal
 from contracts.commands import retry_on_conflict
 from contracts.envelope import Attributes, CloudEvent
-from contracts.events import (
-    ClientReferred, Event, ReferralWithdrawn, TrajectoryReopenRequested,
-)
-from contracts.idempotency import IdempotencyRecord, RequestKey, replay
-from contracts.problems import Problem
+from contracts.events import ClientReferred, Event, ReferralWithdrawn, TrajectoryReopenRequested
+from contracts.idempotency import Answer, RequestKey
 from contracts.service import Outcome, ServiceApplication
-from trajectory import reports
-from trajectory.contracting import DisciplineCapacity
-from trajectory.desk import AssignmentDesk
-from trajectory.domain import InvalidFact, Trajectory, TrajectoryConflict, UnknownObstacle
+from trajectory import provider_reports
+from trajectory.contracting import DisciplineCapacity, Lot, Programme, ProviderContract, Register
 from trajectory.integration import integration_events
-from trajectory.notifying import DeliveryIndex, Notifications, SubscriptionIndex
 from trajectory.subscriptions import Backoff
+from trajectory.tables import webhook_secrets
 from trajectory.tender import TenderData, load
-from trajectory.tendering import TenderUseCases
-from trajectory.webhook_secrets import SecretStore, secret_store_for
+from trajectory.usecases.desk import BATCH, AssignmentDesk
+from trajectory.usecases.notifications import (
+    DISPATCH_BATCH, Attempts, DeliveryJob, Dispatcher, DueDeliveries, SecretStore, Subscriptions,
+)
+from trajectory.usecases.progress import ProviderReports
+from trajectory.usecases.reading import TrajectoryReads
+from trajectory.usecases.reference import ReferenceData
+from trajectory.usecases.referrals import Referrals
 
 __all__ = ["TrajectoryApplication", "TrajectoryConfig", "RequestKey", "integration_events"]
 
-log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-# Why intake withdrew a referral, as the reason its trajectory closes.
-WITHDRAWAL_REASONS = {"client-request": "dropped-out", "moved-away": "moved-away",
-                      "back-on-benefit": "back-on-benefit", "error": "other", "other": "other"}
 
 
 def utc_now() -> dt.datetime:
@@ -64,7 +59,7 @@ class TrajectoryConfig:
     allow_http_callbacks: bool = False  # plain http only for development and tests
 
 
-class TrajectoryApplication(TenderUseCases, AssignmentDesk, Notifications, ServiceApplication):
+class TrajectoryApplication(ServiceApplication):
     """Opens a trajectory for every referral, assigns providers within their contracts, and
     follows the trajectory to placement through what the providers report."""
 
@@ -82,10 +77,22 @@ class TrajectoryApplication(TenderUseCases, AssignmentDesk, Notifications, Servi
         self.clock = clock  # real time: webhook deliveries, their retries and signatures
         self.calendar = calendar  # the business date (the installation's clock), if not clock's
         self.config = config or TrajectoryConfig()
-        self.writes = threading.RLock()
-        self.secrets = secrets or secret_store_for(self.recorder)
-        self.delivery_index = DeliveryIndex()
-        self.subscription_index = SubscriptionIndex()
+        self.writes = threading.RLock()  # the desk, the webhooks and requests write the same trajectories
+        self.secrets = secrets or webhook_secrets(self.recorder)
+        write = functools.partial(retry_on_conflict, what="trajectory", lock=self.writes)
+        self.reference = ReferenceData(self, write)
+        self.referrals = Referrals(self, self.reference)
+        self.reports = ProviderReports(self, self.reference, self.today, write)
+        self.reads = TrajectoryReads(self, self.reference)
+        self.desk = AssignmentDesk(self, self.reference, self.writes)
+        due = DueDeliveries(self)
+        self.subscribing = Subscriptions(self, self.secrets, due, clock=clock, write=write,
+                                          allow_http_callbacks=self.config.allow_http_callbacks)
+        self.dispatcher = Dispatcher(self, self.subscribing, clock=clock, lock=self.writes,
+                                     public_url=self.config.public_url,
+                                     recipients=lambda e: self._recipients(e))  # through here: tests count
+        self.attempts = Attempts(self, self.secrets, due, clock=clock, backoff=self.config.backoff,
+                                 write=write)
         self.seed(tender or load())
 
     def today(self) -> dt.date:
@@ -95,7 +102,7 @@ class TrajectoryApplication(TenderUseCases, AssignmentDesk, Notifications, Servi
     def write(self, command: Callable[[], T], what: str = "trajectory") -> T:
         """Runs a command under the write lock; on a version conflict with another process
         it runs again on fresh state (the command reloads what it changes), and answers
-        503 Busy if it keeps losing (`contracts.commands`)."""
+        Busy if it keeps losing (`contracts.commands`)."""
         return retry_on_conflict(command, what=what, lock=self.writes)
 
     # --- what the service consumes ------------------------------------------------------
@@ -107,265 +114,119 @@ class TrajectoryApplication(TenderUseCases, AssignmentDesk, Notifications, Servi
     def on_event(self, event: Event, attributes: Attributes,
                  processing_event: ProcessingEvent[uuid.UUID]) -> None:
         if isinstance(event, ClientReferred):
-            opened = self._open(event)
+            changed = self.referrals.open(event)
         elif isinstance(event, ReferralWithdrawn):
-            opened = self._close_withdrawn(event)
+            changed = self.referrals.close_withdrawn(event)
         elif isinstance(event, TrajectoryReopenRequested):
-            opened = self._reopen(event)
+            changed = self.referrals.reopen(event)
         else:
-            opened = None
-        if opened is not None:
-            processing_event.collect_events(opened)
+            changed = None
+        if changed is not None:
+            processing_event.collect_events(changed)
 
-    def _open(self, event: ClientReferred) -> Trajectory | None:
-        if event.trajectory_id in self.repository:
-            log.warning("trajectory_exists", extra={"trajectory": str(event.trajectory_id)})
-            return None
-        trajectory = Trajectory(event.trajectory_id, referral_id=event.referral_id,
-                                client_id=event.client_id, municipality=event.municipality,
-                                programme=event.programme, opened_on=event.referred_on)
-        if event.route == "lbu" and event.wnk_contract_starts_on is not None:
-            # LBU: the client took a job instead of a benefit, so the work track starts
-            # with the trajectory (the provider guiding it is assigned next, by the desk).
-            employer = self._employer(event.programme) or "WNK"
-            try:
-                trajectory.start_contract(employer, event.wnk_contract_starts_on, None, by="intake")
-            except (InvalidFact, TrajectoryConflict) as error:  # opening matters more
-                log.warning("lbu_contract_not_recorded", extra={"trajectory": str(event.trajectory_id),
-                                                                "reason": type(error).__name__})
-        return trajectory
+    # --- what providers report, and reading trajectories -----------------------------------
 
-    def _employer(self, programme: str) -> str | None:
-        try:
-            return self.programme(programme).employer
-        except Problem:
-            return None
-
-    def _close_withdrawn(self, event: ReferralWithdrawn) -> Trajectory | None:
-        trajectory = self._get_trajectory(event.trajectory_id)
-        if trajectory is None or trajectory.is_ended:
-            return None
-        # A withdrawal dated before the referral (a slip upstream) still closes it: on the
-        # day it opened, so that its places free.
-        closed_on = max(event.withdrawn_on, trajectory.opened_on)
-        trajectory.close(WITHDRAWAL_REASONS[event.reason], closed_on, by="intake")
-        return trajectory
-
-    def _reopen(self, event: TrajectoryReopenRequested) -> Trajectory | None:
-        trajectory = self._get_trajectory(event.trajectory_id)
-        if trajectory is None or trajectory.state != "placed":
-            log.info("reopen_not_possible", extra={"trajectory": str(event.trajectory_id),
-                                                   "state": trajectory.state if trajectory else None})
-            return None
-        trajectory.reopen(max(event.requested_on, trajectory.opened_on), event.reason, by="coaching")
-        return trajectory
-
-    def _get_trajectory(self, trajectory_id: uuid.UUID) -> Trajectory | None:
-        try:
-            trajectory = self.repository.get(trajectory_id)
-        except AggregateNotFoundError:
-            return None
-        return trajectory if isinstance(trajectory, Trajectory) else None
-
-    # --- what providers report ------------------------------------------------------------
-
-    def report(self, provider: str, trajectory_id: uuid.UUID, report: reports.Report,
-               keyed: RequestKey) -> tuple[int, dict[str, Any]]:
-        """Applies one signed report; (202, summary), or (409, problem) when it does not fit
-        the trajectory's state. The same webhook id returns its first answer again."""
-        def command() -> tuple[int, dict[str, Any]]:
-            if first := replay(self, keyed):
-                return first
-            trajectory = self._reported_on(trajectory_id, provider, report.discipline)
-            for name, value in reports.dates(report):
-                if value > self.today():
-                    raise _invalid(name, "lies in the future")
-            try:
-                self._apply_report(trajectory, report, provider)
-                status, body = 202, {"report_id": keyed.key, "trajectory_id": str(trajectory.id),
-                                     "state": trajectory.state, "allowed_next": trajectory.allowed_next()}
-            except TrajectoryConflict as conflict:
-                status, body = 409, _conflict(conflict)
-            except UnknownObstacle:
-                raise Problem(404, "Obstacle not found", "No obstacle with this id in the trajectory.") from None
-            except InvalidFact as invalid:
-                raise _invalid(invalid.field, invalid.reason) from None
-            changed = [trajectory] if status == 202 else []
-            self.save(*changed, IdempotencyRecord(keyed.scope, keyed.key, keyed.request, status, body))
-            log.info("provider_report", extra={"provider": provider, "type": report.type,
-                                               "trajectory": str(trajectory_id), "status": status})
-            return status, body
-
-        return self.write(command)
-
-    def _reported_on(self, trajectory_id: uuid.UUID, provider: str, discipline: str) -> Trajectory:
-        """The trajectory, if this provider holds the discipline in it; else 404 (a provider
-        learns nothing of trajectories that are not its own)."""
-        trajectory = self._get_trajectory(trajectory_id)
-        if trajectory is None or provider not in trajectory.providers:
-            raise Problem(404, "Trajectory not found")
-        if not trajectory.reports_to(provider, discipline):
-            raise Problem(404, "Discipline not assigned",
-                          "This discipline of the trajectory is not assigned to you.")
-        return trajectory
-
-    def _apply_report(self, t: Trajectory, r: reports.Report, by: str) -> None:
-        match r:
-            case reports.PlanAgreed():
-                programme = self.programme(t.programme)
-                if unknown := set(r.disciplines) - set(programme.disciplines):
-                    raise InvalidFact("disciplines", f"not disciplines of this programme: {sorted(unknown)}")
-                t.agree_plan(r.agreed_on, list(r.disciplines), by)
-            case reports.ContractStarted():
-                employer = r.employer or self.programme(t.programme).employer
-                if not employer:
-                    raise InvalidFact("employer", "is required in this programme")
-                t.start_contract(employer, r.starts_on, r.ends_on, by)
-            case reports.ContractExtended():
-                t.extend_contract(r.extended_on, r.ends_on, by)
-            case reports.ContractEnded():
-                t.end_contract(r.ended_on, r.reason, by)
-            case reports.ObstacleIdentified():
-                discipline = self.programme(t.programme).discipline_for(r.kind)
-                t.identify_obstacle(r.obstacle_id, r.kind, r.identified_on, discipline, by)
-            case reports.ObstacleResolved():
-                t.resolve_obstacle(r.obstacle_id, r.outcome, r.resolved_on, by)
-            case reports.MediationFailed():
-                t.record_failed_mediation(r.attempted_on, r.reason, by)
-            case reports.SchoolingStarted():
-                t.start_schooling(r.starts_on, r.relevance, r.occupation, by)
-            case reports.SchoolingEnded():
-                t.end_schooling(r.ended_on, r.outcome, by)
-            case reports.DisciplineCompleted():
-                t.complete_discipline(r.discipline, r.completed_on, by)
-            case reports.PlacedInJob():
-                t.place(r.employer, r.hours_per_week, r.contract_type, r.starts_on, by)
-            case reports.Closed():
-                t.close(r.reason, r.closed_on, by)
-
-    # --- reading trajectories -----------------------------------------------------------
+    def report(self, provider: str, trajectory_id: uuid.UUID, report: provider_reports.Report,
+               keyed: RequestKey) -> Answer:
+        return self.reports.report(provider, trajectory_id, report, keyed)
 
     def trajectory(self, trajectory_id: uuid.UUID, caller: Principal | None = None,
                    as_of: dt.datetime | None = None) -> dict[str, Any]:
-        """The trajectory as the caller may see it; `as_of` replays it as recorded then."""
-        trajectory = self._visible(trajectory_id, caller)
-        if as_of is not None:
-            trajectory = self._as_of(trajectory, as_of)
-        return _view(trajectory, caller)
+        return self.reads.trajectory(trajectory_id, caller, as_of)
 
     def history(self, trajectory_id: uuid.UUID, caller: Principal | None = None) -> list[dict[str, Any]]:
-        """Every recorded fact of the trajectory with who recorded it when: for its
-        municipality and auditors (it names every provider involved). Each shows its
-        valid date (`on`, when it happened) apart from its recorded time (`recorded_at`,
-        real time), in order of valid date; facts of one date in the order recorded."""
-        self._visible(trajectory_id, caller)
-        if caller is not None and caller.kind == "provider":
-            raise Problem(403, "Forbidden", "The history is for the municipality and auditors.")
-        facts, on = [], None
-        for e in self.events.get(trajectory_id):
-            on = _valid_on(e) or on  # a fact without a date of its own stays after the one before
-            facts.append((on or dt.date.min, e.timestamp, e.originator_version, e))
-        return [_fact_view(e) | {"on": _iso(_valid_on(e))} for *_, e in sorted(facts, key=lambda f: f[:3])]
+        return self.reads.history(trajectory_id, caller)
 
     def caseload(self, provider: str) -> list[dict[str, Any]]:
-        """The trajectories a provider holds now, per discipline."""
-        register = self.register()
-        held = []
-        for key in register.lots:
-            programme, discipline = key.split("|", 1)
-            for trajectory_id in self.capacity(programme, discipline).holding.get(provider, []):
-                held.append({"trajectory_id": trajectory_id, "programme": programme,
-                             "discipline": discipline})
-        return held
+        return self.reads.caseload(provider)
 
-    def _visible(self, trajectory_id: uuid.UUID, caller: Principal | None) -> Trajectory:
-        """Municipalities see their own, providers those assigned to them, auditors all;
-        anything else is a 404, so that existence does not leak."""
-        trajectory = self._get_trajectory(trajectory_id)
-        if trajectory is None or not _may_see(caller, trajectory):
-            raise Problem(404, "Trajectory not found")
-        return trajectory
+    # --- the tender's reference data -------------------------------------------------------
 
-    def _as_of(self, trajectory: Trajectory, as_of: dt.datetime) -> Trajectory:
-        version = max((e.originator_version for e in self.events.get(trajectory.id)
-                       if e.timestamp <= as_of), default=None)
-        if version is None:
-            raise Problem(404, "Trajectory not found", "It was not recorded yet at that time.")
-        return self.repository.get(trajectory.id, version=version)
+    def seed(self, tender: TenderData) -> bool:
+        return self.reference.seed(tender)
 
+    def register(self) -> Register:
+        return self.reference.register()
 
-def _may_see(caller: Principal | None, trajectory: Trajectory) -> bool:
-    if caller is None:  # in-process callers (tests, the service itself)
-        return True
-    if caller.kind == "auditor":
-        return caller.may("audit:read")
-    if not caller.may("trajectories:read"):
-        return False
-    if caller.kind == "provider":
-        return caller.provider in trajectory.providers
-    return caller.municipality is not None and caller.sees_municipality(trajectory.municipality)
+    def reference_streams(self) -> list[uuid.UUID]:
+        return self.reference.reference_streams()
 
+    def programme(self, slug: str) -> Programme:
+        return self.reference.programme(slug)
 
-def _invalid(field: str, reason: str) -> Problem:
-    return Problem(422, "Invalid request", "One or more fields are invalid.",
-                   errors=[{"field": field, "reason": reason}])
+    def lots(self, programme: str, discipline: str) -> list[Lot]:
+        return self.reference.lots(programme, discipline)
 
+    def lots_on(self, programme: str, discipline: str) -> Callable[[str, dt.date], tuple[list[Lot], str | None]]:
+        return self.reference.lots_on(programme, discipline)
 
-def _conflict(conflict: TrajectoryConflict) -> dict[str, Any]:
-    body: dict[str, Any] = {"type": "about:blank", "title": "Not possible in this state",
-                            "status": 409, "detail": conflict.detail, "state": conflict.state,
-                            "allowed": conflict.allowed}
-    if conflict.rule:
-        body["rule"] = conflict.rule
-    return body
+    def capacity(self, programme: str, discipline: str) -> DisciplineCapacity:
+        return self.reference.capacity(programme, discipline)
 
+    def _contract(self, contract_id: uuid.UUID) -> ProviderContract:
+        return self.reference.contract(contract_id)
 
-def _iso(value: Any) -> Any:
-    if isinstance(value, (dt.date, dt.datetime)):
-        return value.isoformat()
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    if isinstance(value, dict):
-        return {k: _iso(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_iso(v) for v in value]
-    return value
+    def programmes_view(self) -> dict[str, Any]:
+        return self.reference.programmes_view()
 
+    def contracts_view(self, caller: Principal) -> list[dict[str, Any]]:
+        return self.reference.contracts_view(caller)
 
-def _view(t: Trajectory, caller: Principal | None) -> dict[str, Any]:
-    own = caller.provider if caller is not None and caller.kind == "provider" else None
-    assignments = {d: a for d, a in t.assignments.items() if own is None or a["provider"] == own}
-    view = {
-        "trajectory_id": str(t.id), "referral_id": str(t.referral_id), "client_id": str(t.client_id),
-        "municipality": t.municipality, "programme": t.programme, "state": t.state,
-        "allowed_next": t.allowed_next(), "opened_on": t.opened_on.isoformat(),
-        "assignments": [{"discipline": d, "provider": a["provider"], "since": a["since"].isoformat()}
-                        for d, a in assignments.items()],
-        "work_track": _iso(t.work),
-        "obstacles": [{"obstacle_id": i} | _iso(o) for i, o in t.obstacles.items()],
-        "failed_mediations": _iso(t.failed_mediations),
-        "schooling": _iso(t.schooling), "plan": _iso(t.plan),
-        "placement": _iso(t.placement),
-        "closing": _iso({k: v for k, v in t.closing.items() if k != "released"}) if t.closing else None,
-        "version": t.version,
-    }
-    if own is None:  # municipalities and auditors see the whole picture
-        view["waiting"] = {d: s.isoformat() for d, s in t.waiting.items()}
-        view["refusals"] = dict(t.refusals)
-    return view
+    def contract_view(self, contract_id: uuid.UUID, caller: Principal) -> dict[str, Any]:
+        return self.reference.contract_view(contract_id, caller)
 
+    def capacity_view(self, caller: Principal) -> list[dict[str, Any]]:
+        return self.reference.capacity_view(caller)
 
-def _valid_on(e: Any) -> dt.date | None:
-    """A fact's valid date: its first date field (`opened_on`, `starts_on`, …)."""
-    for name in (*getattr(type(e), "__annotations__", {}), *vars(e)):
-        value = getattr(e, name, None)
-        if name.endswith("_on") and isinstance(value, dt.date) and not isinstance(value, dt.datetime):
-            return value
-    return None
+    def award_contract(self, **award: Any) -> dict[str, Any]:
+        return self.reference.award_contract(**award)
 
+    def change_places(self, contract_id: uuid.UUID, **change: Any) -> dict[str, Any]:
+        return self.reference.change_places(contract_id, **change)
 
-def _fact_view(e: Any) -> dict[str, Any]:
-    facts = {k: v for k, v in vars(e).items()
-             if k not in ("originator_id", "originator_version", "timestamp", "originator_topic")}
-    return {"fact": type(e).__name__, "version": e.originator_version,
-            "recorded_at": e.timestamp.isoformat(), **_iso(facts)}
+    def extend_contract(self, contract_id: uuid.UUID, **change: Any) -> dict[str, Any]:
+        return self.reference.extend_contract(contract_id, **change)
+
+    def change_volume(self, slug: str, **change: Any) -> dict[str, Any]:
+        return self.reference.change_volume(slug, **change)
+
+    # --- the assignment desk ----------------------------------------------------------------
+
+    def run_desk(self, limit: int = BATCH) -> int:
+        return self.desk.run(limit)
+
+    # --- the webhooks out -------------------------------------------------------------------
+
+    def subscribe(self, provider: str, **subscription: Any) -> dict[str, Any]:
+        return self.subscribing.subscribe(provider, **subscription)
+
+    def subscriptions(self, provider: str) -> list[dict[str, Any]]:
+        return self.subscribing.subscriptions(provider)
+
+    def subscription(self, subscription_id: uuid.UUID, provider: str) -> dict[str, Any]:
+        return self.subscribing.subscription(subscription_id, provider)
+
+    def cancel_subscription(self, subscription_id: uuid.UUID, provider: str) -> dict[str, Any]:
+        return self.subscribing.cancel(subscription_id, provider)
+
+    def deliveries(self, subscription_id: uuid.UUID, provider: str,
+                   state: str | None = None) -> list[dict[str, Any]]:
+        return self.subscribing.deliveries(subscription_id, provider, state)
+
+    def delivery(self, delivery_id: uuid.UUID, provider: str) -> dict[str, Any]:
+        return self.subscribing.delivery(delivery_id, provider)
+
+    def retry_delivery(self, delivery_id: uuid.UUID, provider: str) -> dict[str, Any]:
+        return self.subscribing.retry_delivery(delivery_id, provider)
+
+    def dispatch(self, limit: int = DISPATCH_BATCH) -> int:
+        return self.dispatcher.run(limit)
+
+    def _recipients(self, e: Any) -> list[str]:
+        return self.dispatcher.recipients(e)
+
+    def due_deliveries(self, now: dt.datetime, limit: int = 20) -> list[DeliveryJob]:
+        return self.attempts.due_deliveries(now, limit)
+
+    def record_attempt(self, delivery_id: uuid.UUID, **attempt: Any) -> str:
+        return self.attempts.record_attempt(delivery_id, **attempt)

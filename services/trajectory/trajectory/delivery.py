@@ -11,25 +11,37 @@ a callback URL is what the provider registered, nothing else.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import time
-from typing import TYPE_CHECKING
+import uuid
+from typing import Protocol
 
 import httpx
 
+from contracts.wakeup import Wakeup
 from contracts.webhooks import sign
-from trajectory.notifying import DISPATCH_BATCH, DeliveryJob
-
-if TYPE_CHECKING:
-    from trajectory.application import TrajectoryApplication
+from trajectory.usecases.notifications import DISPATCH_BATCH, DeliveryJob
 
 log = logging.getLogger(__name__)
+
+
+class Deliveries(Protocol):
+    """What the sender needs of the service (`TrajectoryApplication` is one)."""
+
+    recorded: Wakeup
+
+    def clock(self) -> dt.datetime: ...
+    def dispatch(self) -> int: ...
+    def due_deliveries(self, now: dt.datetime, limit: int) -> list[DeliveryJob]: ...
+    def record_attempt(self, delivery_id: uuid.UUID, *, at: dt.datetime, status_code: int | None,
+                       error: str | None, duration_ms: int) -> str: ...
 
 
 class WebhookSender:
     """Delivers due notifications, at least once, with backoff (see `subscriptions.Backoff`)."""
 
-    def __init__(self, app: TrajectoryApplication, *, timeout: float = 10.0, interval: float = 0.5,
+    def __init__(self, app: Deliveries, *, timeout: float = 10.0, interval: float = 0.5,
                  batch: int = 20, settle: float = 0.25) -> None:
         self.app = app
         self.timeout = timeout

@@ -110,29 +110,35 @@ _PROGRAMME_IDS = {Programme.create_id(slug): slug for slug in ProgrammeSlug.__ar
 
 def reference_events(domain_event: Any) -> Sequence[tuple[str, Event]]:
     """The tender's budgets, yearly volumes and awarded contracts, for reporting to weigh
-    the figures against. Providers get no webhook for these (see `notifying`)."""
+    the figures against. Providers get no webhook for these (see `usecases.notifications`)."""
     e = domain_event
     match e:
         case Register.Seeded():
             events: list[Event] = [
-                BudgetSet(trajectory_id=uuid.uuid5(NAMESPACE, f"budget|{b['slug']}"), budget=b["slug"],
+                BudgetSet(**_about(uuid.uuid5(NAMESPACE, f"budget|{b['slug']}")), budget=b["slug"],
                           title=b["title"], programmes=tuple(b["programmes"]), total_eur=b["total_eur"],
                           sources_eur=b["sources_eur"], shares_eur=b["shares_eur"])
                 for b in e.budgets]
         case Programme.Established():
-            events = [ProgrammeVolumeSet(trajectory_id=e.originator_id, programme=e.slug,
+            events = [ProgrammeVolumeSet(**_about(e.originator_id), programme=e.slug,
                                          yearly_volume=e.yearly_volume, set_on=e.starts_on)]
         case Programme.VolumeChanged() if e.originator_id in _PROGRAMME_IDS:
-            events = [ProgrammeVolumeSet(trajectory_id=e.originator_id, programme=_PROGRAMME_IDS[e.originator_id],
+            events = [ProgrammeVolumeSet(**_about(e.originator_id), programme=_PROGRAMME_IDS[e.originator_id],
                                          yearly_volume=e.yearly_volume, set_on=e.on)]
         case ProviderContract.Awarded():
-            events = [ContractAwarded(trajectory_id=e.originator_id, provider=e.provider,
+            events = [ContractAwarded(**_about(e.originator_id), provider=e.provider,
                                       programme=e.programme, discipline=e.discipline,
                                       municipalities=tuple(e.municipalities), starts_on=e.starts_on,
                                       ends_on=e.ends_on, places=e.places, tariff_eur=e.tariff_eur)]
         case _:
             return []
     return [(LEAD_MUNICIPALITY, event) for event in events]
+
+
+def _about(stream_id: uuid.UUID) -> dict[str, uuid.UUID]:
+    """The key of a reference event: the id of the budget, programme or contract it is
+    about, in the wire field every event is keyed by (`trajectory_id`, `contracts.events`)."""
+    return {"trajectory_id": stream_id}
 
 
 def published_events(domain_event: Any) -> Sequence[tuple[str, Event]]:

@@ -33,11 +33,12 @@ from contracts.clock import installation_clock
 from contracts.runtime import Service, Settings, serve
 from contracts.service import store_env
 from contracts.topics import COACHING_EVENTS, INTAKE_EVENTS, TRAJECTORY_EVENTS
-from trajectory import desk, tender
+from trajectory import tender
 from trajectory.api import create_api
 from trajectory.application import TrajectoryApplication, TrajectoryConfig
 from trajectory.delivery import WebhookSender
 from trajectory.integration import published_events
+from trajectory.usecases.desk import BATCH as DESK_BATCH
 from trajectory.subscriptions import Backoff
 
 log = logging.getLogger(__name__)
@@ -79,7 +80,7 @@ def build(settings: Settings, env: dict[str, str] | None = None) -> Service:
                     log.warning("assignment_desk_failed", extra={"error": type(error).__name__})
                     busy = 0
                     await asyncio.sleep(1.0)
-                if busy < desk.BATCH:  # caught up: wait for news, a burst of it at once
+                if busy < DESK_BATCH:  # caught up: wait for news, a burst of it at once
                     await recorded.wait(interval, settle=DESK_SETTLE_SECONDS)
 
     async def webhook_deliveries() -> None:

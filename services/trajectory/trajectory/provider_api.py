@@ -13,15 +13,17 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from contracts.access import Credentials, Principal, require
-from contracts.actors import acting
+from contracts.access import Credentials, Principal
+from contracts.web.auth import require
+from contracts.web.actors import acting
 from contracts.idempotency import fingerprint
-from contracts.problems import MEDIA_TYPE, Problem
-from contracts.webhooks import WebhookMessage, verified_webhook
-from trajectory import reports
+from contracts.problems import MEDIA_TYPE, Forbidden, NotFound
+from contracts.webhooks import WebhookMessage
+from contracts.web.webhooks import verified_webhook
 from contracts.idempotency import RequestKey
+from trajectory import provider_reports
 from trajectory.application import TrajectoryApplication
-from trajectory.notifying import EVENT_TYPES
+from trajectory.usecases.notifications import EVENT_TYPES
 
 PROBLEM = {"content": {MEDIA_TYPE: {}}}
 ERRORS: dict[int, str] = {
@@ -62,15 +64,15 @@ def provider_routes(app: TrajectoryApplication, credentials: Credentials) -> API
         the report types (see `type`). The same `webhook-id` again returns the first answer
         and changes nothing; the same id with another body is a 422."""
         if not message.provider.may("trajectories:report"):
-            raise Problem(403, "Forbidden", "This credential does not carry the scope trajectories:report.")
+            raise Forbidden(detail="This credential does not carry the scope trajectories:report.")
         try:
             trajectory = uuid.UUID(trajectory_id)
         except ValueError:
-            raise Problem(404, "Trajectory not found") from None
-        parsed = reports.parse(message.payload)
+            raise NotFound("Trajectory") from None
+        parsed = provider_reports.parse(message.payload)
         slug = message.provider.provider or ""
-        keyed = RequestKey(f"webhook:{slug}", message.id, fingerprint(message.body))
-        status, body = app.report(slug, trajectory, parsed, keyed)
+        key = RequestKey(f"webhook:{slug}", message.id, fingerprint(message.body))
+        status, body = app.report(slug, trajectory, parsed, key)
         if status >= 400:
             return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE)
         return JSONResponse(body, status_code=status)

@@ -15,7 +15,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from contracts.events import ContractEndReason, Hours, ObstacleKind
-from contracts.problems import Problem
+from contracts.problems import Invalid
 
 
 def _plain(value: str) -> str:
@@ -141,13 +141,13 @@ TYPES = tuple(m.model_fields["type"].annotation.__args__[0]  # type: ignore[unio
 
 
 def parse(payload: Any) -> Report:
-    """A report from a verified body; a 422 naming the fields (never their values)."""
+    """A report from a verified body; Invalid naming the fields (never their values)."""
     try:
         return _ADAPTER.validate_python(payload)
     except ValidationError as error:
         errors = [{"field": ".".join(str(p) for p in e["loc"]) or "body", "reason": _reason(e)}
                   for e in error.errors(include_input=False)]
-        raise Problem(422, "Invalid report", "One or more fields are invalid.", errors=errors) from None
+        raise Invalid(errors, title="Invalid report") from None
 
 
 def dates(report: Report) -> list[tuple[str, dt.date]]:

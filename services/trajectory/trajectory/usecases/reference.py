@@ -1,39 +1,43 @@
-"""Use cases on the tender's reference data: seeding it once, reading it, and changing
-it by audited commands (part of `TrajectoryApplication`)."""
+"""The tender's reference data: seeded from the data file on the first start, read by the
+other use cases, changed only through audited commands, each recorded with who made it
+and why."""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
 import uuid
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
 
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
 from contracts.access import Principal
 from contracts.chain import IntegrityViolation
-from contracts.problems import Problem
+from contracts.problems import Conflict, Invalid, NotFound
 from trajectory.contracting import (
     ContractError, DisciplineCapacity, Lot, Programme, ProviderContract, Register, available,
     validate_award,
 )
 from trajectory.tender import TenderData
-
-if TYPE_CHECKING:
-    from trajectory.application import TrajectoryApplication
+from trajectory.usecases import Write
+from trajectory.views import contract_view, programme_view
 
 log = logging.getLogger(__name__)
 
 
-class TenderUseCases:
-    """Reference data: seeded from the data file on the first start, changed only through
-    the commands below, each recorded with who made it and why."""
+class ReferenceData:
+    """Programmes, contracts and capacity: lookups the other use cases share, the views of
+    them, and the audited changes."""
 
-    def seed(self: TrajectoryApplication, tender: TenderData) -> bool:
+    def __init__(self, app: Any, write: Write) -> None:
+        self.app, self._write = app, write
+
+    def seed(self, tender: TenderData) -> bool:
         """Loads the tender into an empty store; a store that has one keeps its own."""
-        if Register.create_id() in self.repository:
+        if Register.create_id() in self.app.repository:
             return False
         register = Register(slug=tender.slug, title=tender.title, source=tender.source,
                             budgets=[_budget(b) for b in tender.budgets], by="seed")
@@ -54,7 +58,7 @@ class TenderUseCases:
             register.register_contract(contract.id, c.programme, c.discipline)
             changed.append(contract)
         try:
-            self.save(*changed)
+            self.app.save(*changed)
         except IntegrityError:  # another process seeded it a moment ago
             return False
         log.info("tender_seeded", extra={"tender": tender.slug, "programmes": len(tender.programmes),
@@ -63,10 +67,10 @@ class TenderUseCases:
 
     # --- lookups the other use cases share ----------------------------------------------
 
-    def register(self: TrajectoryApplication) -> Register:
-        return self.repository.get(Register.create_id())
+    def register(self) -> Register:
+        return self.app.repository.get(Register.create_id())
 
-    def reference_streams(self: TrajectoryApplication) -> list[uuid.UUID]:
+    def reference_streams(self) -> list[uuid.UUID]:
         """Every stream of the reference data, for the audit (`contracts.audit`): the
         register (tender and budgets), each programme, each contract and each discipline's
         capacity. A register that fails its check names only itself: the audit says where."""
@@ -81,57 +85,62 @@ class TenderUseCases:
             ids += [*(uuid.UUID(str(c)) for c in contracts), DisciplineCapacity.create_id(programme, discipline)]
         return ids
 
-    def programme(self: TrajectoryApplication, slug: str) -> Programme:
+    def programme(self, slug: str) -> Programme:
         try:
-            return self.repository.get(Programme.create_id(slug))
+            return self.app.repository.get(Programme.create_id(slug))
         except AggregateNotFoundError:
-            raise Problem(404, "Programme not found") from None
+            raise NotFound("Programme") from None
 
-    def lots(self: TrajectoryApplication, programme: str, discipline: str) -> list[Lot]:
+    def lots(self, programme: str, discipline: str) -> list[Lot]:
         ids = self.register().contracts_for(programme, discipline)
-        return [self.repository.get(i).lot for i in ids]
+        return [self.app.repository.get(i).lot for i in ids]
 
-    def capacity(self: TrajectoryApplication, programme: str, discipline: str) -> DisciplineCapacity:
+    def lots_on(self, programme: str, discipline: str) -> Callable[[str, dt.date], tuple[list[Lot], str | None]]:
+        """`available` bound to one discipline's lots, as capacity decisions ask for it."""
+        lots = self.lots(programme, discipline)
+        return lambda municipality, on: available(lots, municipality, on)
+
+    def capacity(self, programme: str, discipline: str) -> DisciplineCapacity:
         try:
-            return self.repository.get(DisciplineCapacity.create_id(programme, discipline))
+            return self.app.repository.get(DisciplineCapacity.create_id(programme, discipline))
         except AggregateNotFoundError:
             return DisciplineCapacity(programme, discipline)
 
-    def _contract(self: TrajectoryApplication, contract_id: uuid.UUID) -> ProviderContract:
+    def contract(self, contract_id: uuid.UUID) -> ProviderContract:
         try:
-            contract = self.repository.get(contract_id)
+            contract = self.app.repository.get(contract_id)
         except AggregateNotFoundError:
             contract = None
         if not isinstance(contract, ProviderContract):
-            raise Problem(404, "Contract not found")
+            raise NotFound("Contract")
         return contract
 
     # --- reads ---------------------------------------------------------------------------
 
-    def programmes_view(self: TrajectoryApplication) -> dict[str, Any]:
+    def programmes_view(self) -> dict[str, Any]:
         register = self.register()
         programmes = [self.programme(slug) for slug in register.programmes]
         return {
             "tender": {"slug": register.slug, "title": register.title, "source": register.source},
-            "programmes": [_programme_view(p, register) for p in programmes],
+            "programmes": [programme_view(p, register) for p in programmes],
             "budgets": [self._budget_view(b) for b in register.budgets],
         }
 
-    def contracts_view(self: TrajectoryApplication, caller: Principal) -> list[dict[str, Any]]:
+    def contracts_view(self, caller: Principal) -> list[dict[str, Any]]:
         """Every lot; a provider sees its own."""
         register = self.register()
-        contracts = [self._contract(uuid.UUID(i)) for ids in register.lots.values() for i in ids]
-        return [_contract_view(c, self.capacity(c.programme, c.discipline)) for c in contracts
+        contracts = [self.contract(uuid.UUID(i)) for ids in register.lots.values() for i in ids]
+        return [contract_view(c, self.capacity(c.programme, c.discipline)) for c in contracts
                 if caller.kind != "provider" or c.provider == caller.provider]
 
-    def contract_view(self: TrajectoryApplication, contract_id: uuid.UUID, caller: Principal) -> dict[str, Any]:
-        contract = self._contract(contract_id)
+    def contract_view(self, contract_id: uuid.UUID, caller: Principal) -> dict[str, Any]:
+        contract = self.contract(contract_id)
         if caller.kind == "provider" and contract.provider != caller.provider:
-            raise Problem(404, "Contract not found")
-        view = _contract_view(contract, self.capacity(contract.programme, contract.discipline))
+            raise NotFound("Contract")
+        view = contract_view(contract, self.capacity(contract.programme, contract.discipline))
         return view | {"changes": contract.changes}
 
-    def capacity_view(self: TrajectoryApplication, caller: Principal) -> list[dict[str, Any]]:
+    def capacity_view(self, caller: Principal) -> list[dict[str, Any]]:
         """Per discipline: places, in use and waiting; a municipality sees which of its own
         trajectories wait (counts only for the others)."""
         register = self.register()
@@ -153,7 +162,7 @@ class TenderUseCases:
             views.append(view)
         return views
 
-    def _budget_view(self: TrajectoryApplication, budget: dict[str, Any]) -> dict[str, Any]:
+    def _budget_view(self, budget: dict[str, Any]) -> dict[str, Any]:
         """The budget and what assignments so far commit of it, per municipality."""
         committed: dict[str, int] = {}
         register = self.register()
@@ -163,7 +172,7 @@ class TenderUseCases:
                 continue
             capacity = self.capacity(programme, discipline)
             for contract_id in ids:
-                contract = self._contract(uuid.UUID(contract_id))
+                contract = self.contract(uuid.UUID(contract_id))
                 for municipality, count in capacity.assigned.get(contract.provider, {}).items():
                     committed[municipality] = committed.get(municipality, 0) + count * contract.tariff_eur
         return budget | {"committed_eur": sum(committed.values()),
@@ -171,111 +180,77 @@ class TenderUseCases:
 
     # --- audited changes -----------------------------------------------------------------
 
-    def award_contract(self: TrajectoryApplication, *, provider: str, programme: str,
-                       discipline: str, municipalities: list[str], starts_on: dt.date,
-                       ends_on: dt.date, places: int, tariff_eur: int, reason: str,
-                       by: str) -> dict[str, Any]:
+    def award_contract(self, *, provider: str, programme: str, discipline: str,
+                       municipalities: list[str], starts_on: dt.date, ends_on: dt.date, places: int,
+                       tariff_eur: int, reason: str, by: str) -> dict[str, Any]:
         def command() -> dict[str, Any]:
             known = self.programme(programme)
-            with _invalid():
+            with _invalid_fields():
                 if discipline not in known.disciplines:
                     raise ContractError("discipline", "is not a discipline of the programme")
                 if outside := set(municipalities) - set(known.municipalities):
                     raise ContractError("municipalities", f"the programme does not run in {sorted(outside)}")
                 validate_award(starts_on, ends_on, places, tariff_eur)
             contract_id = ProviderContract.create_id(provider, programme, discipline)
-            if contract_id in self.repository:
-                raise Problem(409, "Contract exists",
-                              "This provider already holds this discipline; change its places.",
-                              existing=f"/contracts/{contract_id}")
+            if contract_id in self.app.repository:
+                raise Conflict("Contract exists",
+                               "This provider already holds this discipline; change its places.",
+                               existing=f"/contracts/{contract_id}")
             contract = ProviderContract(provider, programme, discipline,
                                         municipalities=list(dict.fromkeys(municipalities)),
                                         starts_on=starts_on, ends_on=ends_on, places=places,
                                         tariff_eur=tariff_eur, reason=reason, by=by)
             register = self.register()
             register.register_contract(contract.id, programme, discipline)
-            self.save(contract, register)
+            self.app.save(contract, register)
             log.info("contract_awarded", extra={"contract": str(contract.id), "by": by})
-            return _contract_view(contract, self.capacity(programme, discipline))
+            return contract_view(contract, self.capacity(programme, discipline))
 
-        return self.write(command)
+        return self._write(command)
 
-    def change_places(self: TrajectoryApplication, contract_id: uuid.UUID, *, places: int,
-                      on: dt.date, reason: str, by: str) -> dict[str, Any]:
+    def change_places(self, contract_id: uuid.UUID, *, places: int, on: dt.date, reason: str,
+                      by: str) -> dict[str, Any]:
+        return self._change(contract_id, lambda c: c.change_places(places, on, reason, by),
+                            "contract_places_changed", by)
+
+    def extend_contract(self, contract_id: uuid.UUID, *, ends_on: dt.date, reason: str,
+                        by: str) -> dict[str, Any]:
+        return self._change(contract_id, lambda c: c.extend(ends_on, reason, by), "contract_extended", by)
+
+    def _change(self, contract_id: uuid.UUID, change: Callable[[ProviderContract], None], logged: str,
+                by: str) -> dict[str, Any]:
         def command() -> dict[str, Any]:
-            contract = self._contract(contract_id)
-            with _invalid():
-                contract.change_places(places, on, reason, by)
-            self.save(contract)
-            log.info("contract_places_changed", extra={"contract": str(contract_id), "by": by})
-            return _contract_view(contract, self.capacity(contract.programme, contract.discipline))
+            contract = self.contract(contract_id)
+            with _invalid_fields():
+                change(contract)
+            self.app.save(contract)
+            log.info(logged, extra={"contract": str(contract_id), "by": by})
+            return contract_view(contract, self.capacity(contract.programme, contract.discipline))
 
-        return self.write(command)
+        return self._write(command)
 
-    def extend_contract(self: TrajectoryApplication, contract_id: uuid.UUID, *, ends_on: dt.date,
-                        reason: str, by: str) -> dict[str, Any]:
-        def command() -> dict[str, Any]:
-            contract = self._contract(contract_id)
-            with _invalid():
-                contract.extend(ends_on, reason, by)
-            self.save(contract)
-            log.info("contract_extended", extra={"contract": str(contract_id), "by": by})
-            return _contract_view(contract, self.capacity(contract.programme, contract.discipline))
-
-        return self.write(command)
-
-    def change_volume(self: TrajectoryApplication, slug: str, *, yearly_volume: int, on: dt.date,
-                      reason: str, by: str) -> dict[str, Any]:
+    def change_volume(self, slug: str, *, yearly_volume: int, on: dt.date, reason: str,
+                      by: str) -> dict[str, Any]:
         def command() -> dict[str, Any]:
             programme = self.programme(slug)
-            with _invalid():
+            with _invalid_fields():
                 programme.change_volume(yearly_volume, on, reason, by)
-            self.save(programme)
+            self.app.save(programme)
             log.info("programme_volume_changed", extra={"programme": slug, "by": by})
-            return _programme_view(programme, self.register())
+            return programme_view(programme, self.register())
 
-        return self.write(command)
-
-    def lots_on(self: TrajectoryApplication, programme: str,
-                discipline: str) -> Callable[[str, dt.date], tuple[list[Lot], str | None]]:
-        """`available` bound to one discipline's lots, as capacity decisions ask for it."""
-        lots = self.lots(programme, discipline)
-        return lambda municipality, on: available(lots, municipality, on)
+        return self._write(command)
 
 
-class _invalid:
-    """Turns a ContractError into a 422 naming the field (never the value sent)."""
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: Any, error: Any, tb: Any) -> None:
-        if isinstance(error, ContractError):
-            raise Problem(422, "Invalid request", "One or more fields are invalid.",
-                          errors=[{"field": error.field, "reason": error.reason}]) from None
+@contextmanager
+def _invalid_fields() -> Iterator[None]:
+    """A ContractError refused as Invalid, naming the field (never the value sent)."""
+    try:
+        yield
+    except ContractError as error:
+        raise Invalid.field(error.field, error.reason) from None
 
 
 def _budget(b: Any) -> dict[str, Any]:
     return {"slug": b.slug, "title": b.title, "programmes": list(b.programmes),
             "total_eur": b.total_eur, "sources_eur": dict(b.sources), "shares_eur": dict(b.shares)}
-
-
-def _programme_view(p: Programme, register: Register) -> dict[str, Any]:
-    budget = register.budget_of(p.slug)
-    return {
-        "slug": p.slug, "name": p.name, "starts_on": p.starts_on.isoformat(),
-        "ends_on": p.ends_on.isoformat(), "yearly_volume": p.yearly_volume,
-        "municipalities": p.municipalities, "disciplines": p.disciplines,
-        "entry_discipline": p.entry_discipline, "obstacle_disciplines": p.obstacle_disciplines,
-        "employer": p.employer, "budget": budget["slug"] if budget else None, "changes": p.changes,
-    }
-
-
-def _contract_view(c: ProviderContract, capacity: DisciplineCapacity) -> dict[str, Any]:
-    return {
-        "contract_id": str(c.id), "provider": c.provider, "programme": c.programme,
-        "discipline": c.discipline, "municipalities": c.municipalities,
-        "starts_on": c.starts_on.isoformat(), "ends_on": c.ends_on.isoformat(),
-        "places": c.places, "in_use": capacity.in_use(c.provider), "tariff_eur": c.tariff_eur,
-        "version": c.version,
-    }

@@ -1,0 +1,27 @@
+"""The HTTP edge of `contracts.health`: one `Readiness` per FastAPI app (its process), and
+what `/health` answers from it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+
+from contracts.health import Readiness
+from contracts.web.problems import problem_response
+
+
+def readiness(api: FastAPI) -> Readiness:
+    """The readiness of the process serving `api` (made on first use)."""
+    if not isinstance(getattr(api.state, "readiness", None), Readiness):
+        api.state.readiness = Readiness()
+    return api.state.readiness  # type: ignore[no-any-return]
+
+
+def health(api: FastAPI) -> Any:
+    """What `/health` answers: ok, or 503 with why not."""
+    reasons = readiness(api).reasons
+    if not reasons:
+        return {"status": "ok"}
+    return problem_response(503, "Not ready", "A consumer cannot make progress.", headers={"Retry-After": "5"},
+                            stalled=[{"component": c, "reason": r} for c, r in reasons.items()])
