@@ -12,20 +12,17 @@ import threading
 import uuid
 from typing import Any
 
-from eventsourcing.utils import get_topic
-
+from contracts.following import LogView
 from coaching.domain import PLAN_EVENTS
 from coaching.views import PlanSummary, summarise
-
-PAGE = 500
 
 
 class PlanIndex:
     def __init__(self, app: Any) -> None:
         self._app = app
-        self._topics = [get_topic(cls) for cls in PLAN_EVENTS]
-        self._position: int | None = None
         self._plans: dict[uuid.UUID, PlanSummary] = {}
+        self._changed: set[uuid.UUID] = set()
+        self._view = LogView(app, PLAN_EVENTS, lambda event: self._changed.add(event.originator_id))
         self._lock = threading.Lock()  # the API's threads and the scheduler share it
 
     def summaries(self) -> list[PlanSummary]:
@@ -38,11 +35,9 @@ class PlanIndex:
                 if s.next_action_on is not None and s.next_action_on <= today]
 
     def catch_up(self) -> None:
+        """Summarises again each plan with events since the last look (once, however many)."""
         with self._lock:
-            recorder = self._app.recorder
-            while page := recorder.select_notifications(
-                self._position, PAGE, topics=self._topics, inclusive_of_start=False
-            ):
-                for plan_id in dict.fromkeys(n.originator_id for n in page):
-                    self._plans[plan_id] = summarise(self._app.repository.get(plan_id))
-                self._position = page[-1].id
+            self._view.catch_up()
+            for plan_id in sorted(self._changed):
+                self._plans[plan_id] = summarise(self._app.repository.get(plan_id))
+            self._changed.clear()

@@ -9,6 +9,7 @@ from contracts.clock import installation_clock
 from contracts.runtime import Service, Settings, serve
 from contracts.service import store_env
 from contracts.topics import COACHING_EVENTS, INTAKE_EVENTS, TRAJECTORY_EVENTS
+from contracts.web.health import readiness
 from coaching.api import create_api
 from coaching.application import CoachingApplication
 from coaching.clock import Clock
@@ -26,9 +27,11 @@ def build(settings: Settings, env: dict[str, str] | None = None, *,
     env = dict(os.environ if env is None else env)
     app = CoachingApplication(store_env(settings.database_url), policies=Policies.from_env(env),
                               clock=clock or installation_clock(env).today)
-    scheduler = Scheduler(app, interval_seconds=float(env.get("COACHING_SCHEDULER_SECONDS", "60")))
     credentials = Credentials.from_env(env)
-    return Service(settings=settings, app=app, api=create_api(app, credentials),
+    api = create_api(app, credentials)
+    scheduler = Scheduler(app, interval_seconds=float(env.get("COACHING_SCHEDULER_SECONDS", "60")),
+                          readiness=readiness(api))
+    return Service(settings=settings, app=app, api=api,
                    publishes_to=COACHING_EVENTS, translate=integration_events,
                    consumes_from=(TRAJECTORY_EVENTS, INTAKE_EVENTS), background=(scheduler.run,),
                    audit_credentials=credentials)

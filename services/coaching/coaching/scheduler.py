@@ -11,9 +11,10 @@ replay of the history rebuilds the plans without recording anything new.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
+from contracts.health import Readiness
+from contracts.rounds import in_thread, run_rounds
 from coaching.application import CoachingApplication
 from coaching.clock import Clock
 
@@ -22,10 +23,11 @@ log = logging.getLogger(__name__)
 
 class Scheduler:
     def __init__(self, app: CoachingApplication, *, clock: Clock | None = None,
-                 interval_seconds: float = 60.0) -> None:
+                 interval_seconds: float = 60.0, readiness: Readiness | None = None) -> None:
         self.app = app
         self.clock = clock or app.clock
         self.interval_seconds = interval_seconds
+        self.readiness = readiness
 
     def run_once(self) -> int:
         """One pass over the plans with something due; returns how many events it recorded."""
@@ -42,11 +44,5 @@ class Scheduler:
 
     async def run(self) -> None:
         """Runs until cancelled; a store that is away is waited for, not given up on."""
-        while True:
-            try:
-                await asyncio.to_thread(self.run_once)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("coaching_scheduler_failed")
-            await asyncio.sleep(self.interval_seconds)
+        await run_rounds(in_thread(self.run_once), name="coaching_scheduler", interval=self.interval_seconds,
+                         readiness=self.readiness)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import logging
 import os
@@ -10,9 +9,11 @@ import os
 from contracts.access import Credentials
 from contracts.clock import installation_clock
 from contracts.municipalities import MUNICIPALITIES
+from contracts.rounds import in_thread, run_rounds
 from contracts.runtime import Service, Settings, serve
 from contracts.service import store_env
 from contracts.topics import INTAKE_EVENTS, TRAJECTORY_EVENTS
+from contracts.web.health import readiness
 from intake.api import create_api
 from intake.application import IntakeApplication, IntakeConfig
 
@@ -42,24 +43,29 @@ def build(settings: Settings, env: dict[str, str] | None = None) -> Service:
                             clock=installation_clock(env).today)
     interval = float(env.get("INTAKE_TIMER_SECONDS", "60"))
 
-    async def lbu_timer() -> None:
-        """Refused job offers past their deadline join the unknown-destination cohort."""
-        while True:
-            marked = await asyncio.to_thread(app.mark_unknown_destinations, MUNICIPALITIES)
-            if marked:
-                log.info("lbu_destination_unknown", extra={"offers": marked})
-            await asyncio.sleep(interval)
-
     credentials = Credentials.from_env(env)
-    async def retention() -> None:
-        """Erases, on its own, the people whose files are past their retention."""
-        while True:
-            erased = await asyncio.to_thread(app.erase_expired)
-            if erased:
-                log.info("retention_erased", extra={"people": erased})
-            await asyncio.sleep(float(env.get("INTAKE_RETENTION_SECONDS", "86400")))
+    api = create_api(app, credentials)
+    ready = readiness(api)
 
-    return Service(settings=settings, app=app, api=create_api(app, credentials),
+    def mark_unknown_destinations() -> None:
+        """Refused job offers past their deadline join the unknown-destination cohort."""
+        if marked := app.mark_unknown_destinations(MUNICIPALITIES):
+            log.info("lbu_destination_unknown", extra={"offers": marked})
+
+    def erase_expired() -> None:
+        """Erases, on its own, the people whose files are past their retention."""
+        if erased := app.erase_expired():
+            log.info("retention_erased", extra={"people": erased})
+
+    async def lbu_timer() -> None:
+        await run_rounds(in_thread(mark_unknown_destinations), name="lbu_timer", interval=interval,
+                         readiness=ready)
+
+    async def retention() -> None:
+        await run_rounds(in_thread(erase_expired), name="retention",
+                         interval=float(env.get("INTAKE_RETENTION_SECONDS", "86400")), readiness=ready)
+
+    return Service(settings=settings, app=app, api=api,
                    publishes_to=INTAKE_EVENTS, translate=app.integration_events,
                    consumes_from=(TRAJECTORY_EVENTS,), background=(lbu_timer, retention),
                    audit_credentials=credentials)

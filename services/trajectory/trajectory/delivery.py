@@ -19,6 +19,8 @@ from typing import Protocol
 
 import httpx
 
+from contracts.health import Readiness
+from contracts.rounds import run_rounds
 from contracts.wakeup import Wakeup
 from contracts.webhooks import sign
 from trajectory.usecases.notifications import DISPATCH_BATCH, DeliveryJob
@@ -42,8 +44,9 @@ class WebhookSender:
     """Delivers due notifications, at least once, with backoff (see `subscriptions.Backoff`)."""
 
     def __init__(self, app: Deliveries, *, timeout: float = 10.0, interval: float = 0.5,
-                 batch: int = 20, settle: float = 0.25) -> None:
+                 batch: int = 20, settle: float = 0.25, readiness: Readiness | None = None) -> None:
         self.app = app
+        self.readiness = readiness
         self.timeout = timeout
         self.interval = interval  # how often due retries and other processes' events are looked for
         self.batch = batch
@@ -54,18 +57,12 @@ class WebhookSender:
         """Runs until cancelled; a store that is away is waited for, not given up on. What
         this process records is dispatched at once, the rest within `interval`."""
         async with httpx.AsyncClient(timeout=self.timeout, follow_redirects=False) as client:
-            with self.app.recorded.waiter() as recorded:
-                while True:
-                    try:
-                        await self.run_once(client)
-                    except asyncio.CancelledError:
-                        raise
-                    except Exception as error:
-                        log.warning("webhook_sender_failed", extra={"error": type(error).__name__})
-                        self.caught_up = True
-                        await asyncio.sleep(1.0)
-                    if self.caught_up:
-                        await recorded.wait(self.interval, settle=self.settle)
+            async def round_() -> bool:
+                await self.run_once(client)
+                return self.caught_up
+
+            await run_rounds(round_, name="webhook_sender", interval=self.interval, wakeup=self.app.recorded,
+                             settle=self.settle, readiness=self.readiness)
 
     async def run_once(self, client: httpx.AsyncClient) -> int:
         """One round: schedule what is new, send what is due; returns how much it did."""

@@ -24,15 +24,16 @@ Environment, beyond the shared settings (`contracts.runtime.Settings`) and
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 
 from contracts.access import Credentials
 from contracts.clock import installation_clock
+from contracts.rounds import in_thread, run_rounds
 from contracts.runtime import Service, Settings, serve
 from contracts.service import store_env
 from contracts.topics import COACHING_EVENTS, INTAKE_EVENTS, TRAJECTORY_EVENTS
+from contracts.web.health import readiness
 from trajectory import tender
 from trajectory.api import create_api
 from trajectory.application import TrajectoryApplication, TrajectoryConfig
@@ -66,29 +67,24 @@ def build(settings: Settings, env: dict[str, str] | None = None) -> Service:
                                 tender=tender.load(env.get("TRAJECTORY_TENDER_FILE") or None),
                                 config=config_from_env(settings, env),
                                 calendar=installation_clock(env).today)
-    sender = WebhookSender(app, timeout=float(env.get("TRAJECTORY_WEBHOOK_TIMEOUT", "10")))
+    credentials = Credentials.from_env(env)
+    api = create_api(app, credentials)
+    ready = readiness(api)
+    sender = WebhookSender(app, timeout=float(env.get("TRAJECTORY_WEBHOOK_TIMEOUT", "10")), readiness=ready)
     interval = float(env.get("TRAJECTORY_DESK_SECONDS", "1.0"))
 
     async def assignment_desk() -> None:
         """Assigns providers to what was recorded since its last round: at once when this
-        process recorded it, within `interval` when another process on the store did."""
-        with app.recorded.waiter() as recorded:
-            while True:
-                try:
-                    busy = await asyncio.to_thread(app.run_desk)
-                except Exception as error:  # the store away: wait for it, never stop the service
-                    log.warning("assignment_desk_failed", extra={"error": type(error).__name__})
-                    busy = 0
-                    await asyncio.sleep(1.0)
-                if busy < DESK_BATCH:  # caught up: wait for news, a burst of it at once
-                    await recorded.wait(interval, settle=DESK_SETTLE_SECONDS)
+        process recorded it (a burst of it at once), within `interval` when another
+        process on the store did."""
+        await run_rounds(in_thread(app.run_desk, lambda read: read < DESK_BATCH), name="assignment_desk",
+                         interval=interval, wakeup=app.recorded, settle=DESK_SETTLE_SECONDS, readiness=ready)
 
     async def webhook_deliveries() -> None:
         """Schedules and sends notifications to providers' subscriptions."""
         await sender.run()
 
-    credentials = Credentials.from_env(env)
-    return Service(settings=settings, app=app, api=create_api(app, credentials),
+    return Service(settings=settings, app=app, api=api,
                    publishes_to=TRAJECTORY_EVENTS, translate=published_events,
                    consumes_from=(INTAKE_EVENTS, COACHING_EVENTS),
                    background=(assignment_desk, webhook_deliveries),
