@@ -23,8 +23,8 @@ from contracts import tracing
 from contracts.actors import stamp_of
 from contracts.audit import AuditIndex
 from contracts.envelope import envelope, source_urn, to_record
-from contracts.incarnation import ordinal_in_tracking, topic_ids, tracked
 from contracts.events import Event
+from contracts.incarnation import ordinal_in_tracking, topic_ids, tracked
 from contracts.wakeup import Waiter, Wakeup
 
 log = logging.getLogger(__name__)

@@ -10,15 +10,15 @@ from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Header, Path, Response
 
+from contracts.access import Credentials, Principal
+from contracts.idempotency import fingerprint
+from contracts.idempotency import Answer, RequestKey
+from contracts.municipalities import Municipality
 from contracts.problems import Forbidden, NotFound
 from contracts.web import problems as web_problems
-from contracts.web.health import health as ready
-from contracts.access import Credentials, Principal
-from contracts.web.auth import authenticated, require
 from contracts.web.actors import acting
-from contracts.idempotency import fingerprint
-from contracts.municipalities import Municipality
-from contracts.idempotency import Answer, RequestKey
+from contracts.web.auth import authenticated, require
+from contracts.web.health import health as ready
 from coaching.access import READ, WRITE, coach_of, may_see, sees
 from coaching.application import CoachingApplication
 from coaching.requests import (

@@ -15,12 +15,12 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Response
 
 from contracts.access import Credentials
-from contracts.web.actors import acting
 from contracts.idempotency import fingerprint
-from contracts.problems import NotFound
-from contracts.webhooks import WebhookMessage
-from contracts.web.webhooks import verified_webhook
 from contracts.idempotency import Answer, RequestKey
+from contracts.problems import NotFound
+from contracts.web.actors import acting
+from contracts.web.webhooks import verified_webhook
+from contracts.webhooks import WebhookMessage
 from coaching.application import CoachingApplication
 from coaching.coaches import provider_coach
 from coaching.requests import (

@@ -17,16 +17,17 @@ from typing import Annotated, Any, Literal
 from fastapi import Body, Depends, FastAPI, Header, Response
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from contracts.problems import Forbidden
-from contracts.web import problems as web_problems
-from contracts.web.health import health as ready
 from contracts.access import Credentials, Principal
-from contracts.web.auth import require
-from contracts.web.actors import acting
 from contracts.events import BenefitSituation, Programme
 from contracts.idempotency import fingerprint
-from contracts.municipalities import Municipality
 from contracts.idempotency import RequestKey
+from contracts.municipalities import Municipality
+from contracts.problems import Forbidden
+from contracts.web import problems as web_problems
+from contracts.web.actors import acting
+from contracts.web.auth import require
+from contracts.web.health import health as ready
+from contracts.web.problems import responses
 from intake.application import IntakeApplication, ReferralInput
 from intake.domain import is_valid_bsn
 from intake.privacy import Person
@@ -156,19 +157,17 @@ class RegistryRequestOrder(BaseModel):
 
 
 CSV = {"content": {"text/csv": {"schema": {"type": "string"}}}}
-PROBLEM = {"content": {"application/problem+json": {}}}
-ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "No valid bearer token", **PROBLEM},
-    403: {"description": "The credential lacks the scope (or acts for another municipality)", **PROBLEM},
-    404: {"description": "Unknown, or belongs to another municipality", **PROBLEM},
-    422: {"description": "A field is invalid (named, with the reason; values are never echoed)", **PROBLEM},
-    503: {"description": "The store is unavailable; retry after Retry-After", **PROBLEM},
+# Intake's own wording where the shared one says less (contracts.web.problems.DESCRIPTIONS).
+DESCRIBED = {
+    403: "The credential lacks the scope (or acts for another municipality)",
+    404: "Unknown, or belongs to another municipality",
+    409: "Conflicts with the current state (named, with what is allowed)",
+    410: "Erased",
 }
 
 
 def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
-    extra = {409: {"description": "Conflicts with the current state (named, with what is allowed)", **PROBLEM}}
-    return {c: ERRORS.get(c) or extra[c] for c in (401, 403, 404, 422, 503, *codes)}
+    return responses(401, 403, 404, 422, 503, *codes, described=DESCRIBED)
 
 
 def create_api(app: IntakeApplication, credentials: Credentials) -> FastAPI:
@@ -209,7 +208,7 @@ def create_api(app: IntakeApplication, credentials: Credentials) -> FastAPI:
         """Withdraw an open referral; its trajectory is closed by the trajectory service."""
         return app.withdraw(referral_id, caller, **request.model_dump())
 
-    @api.get("/referrals/{referral_id}/person", responses={**_errors(), 410: {"description": "Erased", **PROBLEM}})
+    @api.get("/referrals/{referral_id}/person", responses=_errors(410))
     def person(referral_id: uuid.UUID, caller: personal) -> dict[str, Any]:
         """Whom the referral is about: only for credentials with the persons:read scope."""
         return app.person(referral_id, caller)

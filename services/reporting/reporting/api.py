@@ -12,12 +12,12 @@ from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import PlainTextResponse
 
 from contracts import tracing
-from contracts.web import problems as web_problems
-from contracts.web.health import health as ready
 from contracts.access import Credentials, Principal
-from contracts.web.auth import require
 from contracts.municipalities import MUNICIPALITIES, Municipality
 from contracts.problems import Conflict, Forbidden, Invalid, NotFound, Problem
+from contracts.web import problems as web_problems
+from contracts.web.auth import require
+from contracts.web.health import health as ready
 from reporting import audit
 from reporting.dashboard import install_dashboard
 from reporting.exports import durable_outflow, esf_participants, lbu_destinations, provider_sheet, srg_provisions

@@ -14,14 +14,14 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from contracts.problems import Forbidden, Invalid
-from contracts.web import problems as web_problems
-from contracts.web.health import health as ready
 from contracts.access import Credentials, Principal
-from contracts.web.auth import authenticated
-from contracts.web.actors import acting
 from contracts.municipalities import Municipality
+from contracts.problems import Forbidden, Invalid
 from contracts.providers import PROVIDERS
+from contracts.web import problems as web_problems
+from contracts.web.actors import acting
+from contracts.web.auth import authenticated
+from contracts.web.health import health as ready
 from trajectory.application import TrajectoryApplication
 from trajectory.provider_api import errors, provider_routes
 

@@ -14,32 +14,20 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from contracts.access import Credentials, Principal
-from contracts.web.auth import require
-from contracts.web.actors import acting
 from contracts.idempotency import fingerprint
-from contracts.problems import MEDIA_TYPE, Forbidden, NotFound
-from contracts.webhooks import WebhookMessage
-from contracts.web.webhooks import verified_webhook
 from contracts.idempotency import RequestKey
+from contracts.problems import MEDIA_TYPE, Forbidden, NotFound
+from contracts.web.actors import acting
+from contracts.web.auth import require
+from contracts.web.problems import responses
+from contracts.web.webhooks import verified_webhook
+from contracts.webhooks import WebhookMessage
 from trajectory import provider_reports
 from trajectory.application import TrajectoryApplication
 from trajectory.usecases.notifications import EVENT_TYPES
 
-PROBLEM = {"content": {MEDIA_TYPE: {}}}
-ERRORS: dict[int, str] = {
-    401: "No valid bearer token (or, for webhooks, no valid signature)",
-    403: "The credential lacks the scope",
-    404: "Unknown, or not yours to see",
-    409: "Does not fit the current state: the state and the allowed next steps are named",
-    413: "The body is too large",
-    415: "Send application/json",
-    422: "A field is invalid (named, with the reason; values are never echoed)",
-    503: "The store is unavailable; retry after Retry-After",
-}
-
-
 def errors(*extra: int, base: tuple[int, ...] = (401, 403, 404, 422, 503)) -> dict[int | str, dict[str, Any]]:
-    return {code: {"description": ERRORS[code], **PROBLEM} for code in (*base, *extra)}
+    return responses(*base, *extra, described={401: "No valid bearer token (or, for webhooks, no valid signature)"})
 
 
 class SubscriptionRequest(BaseModel):
