@@ -10,8 +10,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import AIOKafkaProducer
 
 from contracts import kafka
 from contracts.topics import Topic
@@ -33,7 +32,7 @@ async def create_topics(bootstrap: str, names: Iterable[str]) -> None:
 
 
 async def delete_topics(bootstrap: str, names: Iterable[str]) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="tweespoor-bench")
+    admin = kafka.admin(bootstrap, "tweespoor-bench")
     await admin.start()
     try:
         await admin.delete_topics(list(names))
@@ -44,8 +43,7 @@ async def delete_topics(bootstrap: str, names: Iterable[str]) -> None:
 def raw_producer(bootstrap: str) -> AIOKafkaProducer:
     """The services' durability (idempotent, acks=all, linger 5 ms) with batches sized for
     throughput: aiokafka's 16 KiB default holds some 30 of these records per request."""
-    return AIOKafkaProducer(bootstrap_servers=bootstrap, client_id="tweespoor-bench", acks="all",
-                            enable_idempotence=True, linger_ms=5, max_batch_size=1 << 20)
+    return kafka.producer(bootstrap, "tweespoor-bench", max_batch_size=1 << 20)
 
 
 async def produce(bootstrap: str, records: Iterable[Record], *, services: bool = False) -> tuple[int, float]:
@@ -85,8 +83,7 @@ async def consume(bootstrap: str, topics: Iterable[str], on_record: Callable[[An
     `on_record` on each."""
     from reporting.rebuild import BATCH
 
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                                isolation_level="read_committed", max_partition_fetch_bytes=4 << 20)
+    consumer = kafka.reader(bootstrap, max_partition_fetch_bytes=4 << 20)
     started, cpu = time.perf_counter(), time.process_time()
     await consumer.start()
     read = 0

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from contracts.kafka import CLIENT_ENV, SERVICE_ENV
 from contracts.runtime import DEFAULT_PORTS, Settings
 from infra.versions import KAFKA_VERSION, pom_kafka_version
 
@@ -17,9 +18,18 @@ ROOT = Path(__file__).resolve().parents[1]
 SERVICES = tuple(DEFAULT_PORTS)
 
 
+def interpolated(text: str, env: dict[str, str]) -> str:
+    """`${NAME:-default}` and `${NAME}` as docker compose fills them in from `env`."""
+    return re.sub(r"\$\{(\w+)(?::-([^}]*))?\}", lambda m: env.get(m[1]) or (m[2] or ""), text)
+
+
+def load(env: dict[str, str]) -> dict:
+    return yaml.safe_load(interpolated((ROOT / "docker-compose.yml").read_text(), env))
+
+
 @pytest.fixture(scope="module")
 def compose() -> dict:
-    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    return load({})
 
 
 def test_compose_runs_the_kafka_version_infra_runs(compose):
@@ -61,13 +71,50 @@ def read_by(name: str) -> set[str]:
     own = set(re.findall(rf'"({name.upper()}_[A-Z_]+)"', source))
     if f'f"{name.upper()}_{{name.upper()}}_URL"' in source:  # where the other services answer
         own |= {f"{name.upper()}_{other.upper()}_URL" for other in SERVICES}
-    return own | {"KAFKA_BOOTSTRAP_SERVERS", "TWEESPOOR_CREDENTIALS_FILE",
-                  *(f"{name.upper()}_{k}" for k in ("DATABASE_URL", "HOST", "PORT"))}
+    return own | {"KAFKA_BOOTSTRAP_SERVERS", "TWEESPOOR_CREDENTIALS_FILE", *CLIENT_ENV,
+                  *(f"{name.upper()}_{k}" for k in ("DATABASE_URL", "HOST", "PORT", *SERVICE_ENV))}
 
 
 def test_every_service_database_is_created_by_the_init_script(compose):
     script = (ROOT / "infra" / "compose" / "init-databases.sql").read_text()
-    created = set(re.findall(r"CREATE DATABASE (\w+);", script))
+    created = set(re.findall(r"CREATE DATABASE (\w+)\b", script))
     for name in SERVICES:
         url = compose["services"][name]["environment"][f"{name.upper()}_DATABASE_URL"]
         assert url.rsplit("/", 1)[1] in created
+
+
+CLUSTER = ("kafka-1", "kafka-2", "kafka-3")
+
+
+def test_the_cluster_profile_runs_three_brokers_of_one_quorum(compose):
+    nodes = {name: compose["services"][name] for name in CLUSTER}
+    single = compose["services"]["kafka"]
+    assert "profiles" not in single  # `docker compose up` stays one broker
+    voters = ",".join(f"{i}@{name}:9093" for i, name in enumerate(CLUSTER, 1))
+    for i, (name, node) in enumerate(nodes.items(), 1):
+        env = {k: str(v) for k, v in node["environment"].items()}
+        assert node["image"] == single["image"] == f"apache/kafka:{KAFKA_VERSION}"
+        assert node["profiles"] == ["cluster"]
+        assert env["KAFKA_NODE_ID"] == str(i)
+        assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"] == voters
+        assert env["KAFKA_ADVERTISED_LISTENERS"] == f"PLAINTEXT://{name}:9092"
+        assert (env["KAFKA_DEFAULT_REPLICATION_FACTOR"], env["KAFKA_MIN_INSYNC_REPLICAS"]) == ("3", "2")
+        assert env["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"] == "3"
+        assert (env["KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR"], env["KAFKA_TRANSACTION_STATE_LOG_MIN_ISR"]) \
+            == ("3", "2")
+        assert node["volumes"] == [f"{name}-data:/var/lib/kafka/data"] and f"{name}-data" in compose["volumes"]
+        assert "kafka-broker-api-versions.sh" in str(node["healthcheck"]["test"])
+    assert len({str(n["environment"]["CLUSTER_ID"]) for n in nodes.values()}) == 1
+    # Every setting the single node has, the cluster's nodes have too (most with other values).
+    assert set(single["environment"]) - {"KAFKA_NODE_ID", "KAFKA_ADVERTISED_LISTENERS", "KAFKA_CONTROLLER_QUORUM_VOTERS"} \
+        <= set(nodes["kafka-1"]["environment"]) | {"KAFKA_HEAP_OPTS"}
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_the_services_use_the_cluster_when_told(name):
+    """`KAFKA_BOOTSTRAP_SERVERS=kafka-1:9092,... docker compose --profile cluster up`."""
+    bootstrap = ",".join(f"{node}:9092" for node in CLUSTER)
+    compose = load({"KAFKA_BOOTSTRAP_SERVERS": bootstrap})
+    environment = {k: str(v) for k, v in compose["services"][name]["environment"].items()}
+    assert Settings.from_env(name, environment).bootstrap_servers == bootstrap
+    assert bootstrap in (ROOT / "docker-compose.yml").read_text()  # the command, written down

@@ -60,6 +60,7 @@ ADAPTERS: dict[str, dict[str, str]] = {
         "kafka": "Kafka", "inbox": "Kafka in", "outbox": "Kafka out", "deadletters": "Kafka",
         "incarnation": "Kafka (topic ids)", "checkpoints": "Kafka (the checkpoint topic)",
         "processing": "SQL (the processing log)", "sidetables": "SQL (rows beside the event store)",
+        "lease": "SQL (the once-per-store lease: a PostgreSQL advisory lock)",
     },
 }
 
@@ -230,3 +231,23 @@ def test_no_method_annotates_self(package):
              if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.args.args
              and node.args.args[0].arg == "self" and node.args.args[0].annotation is not None]
     assert not found, "\n".join(found)
+
+
+# --- every Kafka client is made in one place -------------------------------------------
+
+KAFKA_CLIENTS = {"AIOKafkaProducer", "AIOKafkaConsumer", "AIOKafkaAdminClient"}
+KAFKA_FACTORIES = CONTRACTS / "kafka.py"  # KafkaSecurity and the factories every client comes from
+
+
+def test_kafka_clients_are_made_only_by_the_factories():
+    """How a client connects (security protocol, credentials, CA) is decided in
+    `contracts.kafka`: nothing else constructs an aiokafka client (tests and bench may)."""
+    packages = [CONTRACTS, ROOT / "infra" / "infra", *(package_dir(s) for s in SERVICES)]
+    found = []
+    for path in (p for package in packages for p in modules(package) if p != KAFKA_FACTORIES):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call):
+                name = node.func.id if isinstance(node.func, ast.Name) else getattr(node.func, "attr", None)
+                if name in KAFKA_CLIENTS:
+                    found.append(f"{path.relative_to(ROOT)}:{node.lineno} {name}(...)")
+    assert not found, "use contracts.kafka's factories instead:\n" + "\n".join(found)

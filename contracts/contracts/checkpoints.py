@@ -46,7 +46,7 @@ import logging
 import os
 import stat
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -257,8 +257,12 @@ class Checkpointer:
 
     def __init__(self, app: Any, *, service: str, bootstrap_servers: str, producer: Any,
                  seed: bytes, trusted: Iterable[str] = (), topic: str = CHECKPOINTS,
-                 interval: float = DEFAULT_INTERVAL, heartbeat: float = DEFAULT_HEARTBEAT) -> None:
+                 interval: float = DEFAULT_INTERVAL, heartbeat: float = DEFAULT_HEARTBEAT,
+                 publish_when: Callable[[], bool] = lambda: True) -> None:
         self.app, self.service, self.bootstrap_servers = app, service, bootstrap_servers
+        # Every replica of a service follows the topic; only the one holding the store's
+        # lease (`contracts.lease`) publishes.
+        self.publish_when = publish_when
         self.producer, self.seed, self.topic, self.interval = producer, seed, topic, interval
         self.heartbeat = max(heartbeat, interval)
         self.key = public_key(seed)
@@ -287,15 +291,17 @@ class Checkpointer:
                 await asyncio.sleep(min(self.interval, 5.0))
 
     async def _run(self) -> None:
-        from aiokafka import AIOKafkaConsumer, TopicPartition
+        from aiokafka import TopicPartition
+
+        from contracts import kafka
 
         while self.index.store is None:
             self.index.store = await asyncio.to_thread(store_identity, self.app.recorder)
             if self.index.store is None:
                 await asyncio.sleep(min(self.interval, 1.0))
         self.app.anchors = self.index
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap_servers, enable_auto_commit=False,
-                                    isolation_level="read_committed")
+        consumer = kafka.reader(self.bootstrap_servers,
+                                security=kafka.KafkaSecurity.from_env(service=self.service))
         await consumer.start()
         try:
             tp = TopicPartition(self.topic, 0)
@@ -309,7 +315,8 @@ class Checkpointer:
             due, last = loop.time(), -self.heartbeat
             while True:
                 if loop.time() >= due:
-                    if loop.time() - last >= self.heartbeat or await asyncio.to_thread(self.behind):
+                    if self.publish_when() and (loop.time() - last >= self.heartbeat
+                                                or await asyncio.to_thread(self.behind)):
                         await self.publish()
                         last = loop.time()
                     due = loop.time() + self.interval

@@ -27,8 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import (
     KafkaConnectionError, KafkaError, KafkaTimeoutError, NodeNotReadyError, RequestTimedOutError,
@@ -112,9 +111,9 @@ def transient(error: BaseException) -> bool:
                               NodeNotReadyError, TimeoutError)) or bool(getattr(error, "retriable", False))
 
 
-async def max_message_bytes(bootstrap: str, topic: str) -> int | None:
+async def max_message_bytes(bootstrap: str, topic: str, *, security: kafka.KafkaSecurity | None = None) -> int | None:
     """The topic's `max.message.bytes` as the broker has it, or None if it cannot say now."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="tweespoor-dlq-limit")
+    admin = kafka.admin(bootstrap, "tweespoor-dlq-limit", security=security)
     try:
         await admin.start()
         [response] = await admin.describe_configs(
@@ -139,12 +138,12 @@ def limit_for(topic_limit: int | None, producer: Any) -> int:
                int(getattr(producer, "_max_request_size", PRODUCER_MAX_REQUEST)))
 
 
-async def send_alone(bootstrap: str, topic: str, letter: Letter) -> None:
+async def send_alone(bootstrap: str, topic: str, letter: Letter, *,
+                     security: kafka.KafkaSecurity | None = None) -> None:
     """Sends one letter with a producer of its own, not idempotent: for when the shared
     producer refused it (an idempotent producer whose send the broker refused keeps a
     sequence number the broker never saw, and every later send to that partition fails)."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, client_id="tweespoor-dlq", acks="all",
-                                request_timeout_ms=10_000)
+    producer = kafka.plain_producer(bootstrap, "tweespoor-dlq", security=security, request_timeout_ms=10_000)
     await producer.start()
     try:
         await producer.send_and_wait(topic, letter.value, key=letter.key, headers=letter.record_headers())
@@ -185,11 +184,10 @@ def _int(text: str | None, default: int) -> int:
         return default
 
 
-async def _read(bootstrap: str, group: str, *, from_committed: bool) -> tuple[AIOKafkaConsumer, list[Any]]:
+async def _read(bootstrap: str, group: str, *, from_committed: bool,
+                security: kafka.KafkaSecurity | None) -> tuple[AIOKafkaConsumer, list[Any]]:
     topic = dead_letter_topic(group)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=f"{group}-redrive",
-                                enable_auto_commit=False, auto_offset_reset="earliest",
-                                isolation_level="read_committed")
+    consumer = kafka.reader(bootstrap, security=security, group_id=f"{group}-redrive", auto_offset_reset="earliest")
     await consumer.start()
     tp = TopicPartition(topic, 0)
     consumer.assign([tp])
@@ -212,16 +210,17 @@ def _dead_letter(r: Any) -> DeadLetter:
                       _header(r, "dlq_truncated") == "true")
 
 
-async def list_dead_letters(bootstrap: str, group: str) -> list[DeadLetter]:
-    consumer, records = await _read(bootstrap, group, from_committed=False)
+async def list_dead_letters(bootstrap: str, group: str, *,
+                            security: kafka.KafkaSecurity | None = None) -> list[DeadLetter]:
+    consumer, records = await _read(bootstrap, group, from_committed=False, security=security)
     await consumer.stop()
     return [_dead_letter(r) for r in records]
 
 
-async def _original(bootstrap: str, topic: str, partition: int, offset: int) -> Any | None:
+async def _original(bootstrap: str, topic: str, partition: int, offset: int,
+                    security: kafka.KafkaSecurity | None) -> Any | None:
     """The record at `offset` of `topic`/`partition`, if it is still there."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                                isolation_level="read_committed", max_partition_fetch_bytes=RETRY_MAX_MESSAGE_BYTES)
+    consumer = kafka.reader(bootstrap, security=security, max_partition_fetch_bytes=RETRY_MAX_MESSAGE_BYTES)
     await consumer.start()
     try:
         tp = TopicPartition(topic, partition)
@@ -241,13 +240,13 @@ async def _original(bootstrap: str, topic: str, partition: int, offset: int) -> 
         await consumer.stop()
 
 
-async def _redriven(bootstrap: str, group: str) -> set[tuple[str | None, ...]]:
+async def _redriven(bootstrap: str, group: str,
+                    security: kafka.KafkaSecurity | None) -> set[tuple[str | None, ...]]:
     """What is on the group's retry topic already: (origin topic, partition, offset,
     attempt) of each record. The same failure dead-lettered twice (a record read again
     after a rebalance) is re-driven once, and a re-drive that stopped between sending and
     recording its position sends nothing again."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                                isolation_level="read_committed", max_partition_fetch_bytes=RETRY_MAX_MESSAGE_BYTES)
+    consumer = kafka.reader(bootstrap, security=security, max_partition_fetch_bytes=RETRY_MAX_MESSAGE_BYTES)
     await consumer.start()
     try:
         ends = await kafka.read_from_start(consumer, [retry_topic(group)])
@@ -262,22 +261,22 @@ async def _redriven(bootstrap: str, group: str) -> set[tuple[str | None, ...]]:
 
 
 async def redrive(bootstrap: str, group: str, *, max_attempts: int = MAX_ATTEMPTS, force: bool = False,
-                  offsets: Sequence[int] | None = None) -> Redrive:
+                  offsets: Sequence[int] | None = None, security: kafka.KafkaSecurity | None = None) -> Redrive:
     """Sends the group's dead letters not re-driven yet to the group's retry topic.
 
     A letter re-driven `max_attempts` times already is refused unless `force`. With
     `offsets`, exactly those letters are re-driven (a letter refused before, say), and how
     far re-drives got is left as it was.
     """
-    consumer, records = await _read(bootstrap, group, from_committed=offsets is None)
+    consumer, records = await _read(bootstrap, group, from_committed=offsets is None, security=security)
     if offsets is not None:
         records = [r for r in records if r.offset in set(offsets)]
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, client_id=f"{group}-redrive", acks="all",
-                                enable_idempotence=True, max_request_size=RETRY_MAX_MESSAGE_BYTES)
+    producer = kafka.producer(bootstrap, f"{group}-redrive", security=security, linger_ms=0,
+                              max_request_size=RETRY_MAX_MESSAGE_BYTES)
     await producer.start()
     result = Redrive()
     try:
-        done = await _redriven(bootstrap, group) if records else set()
+        done = await _redriven(bootstrap, group, security) if records else set()
         for record in records:
             letter = _dead_letter(record)
             if letter.attempts >= max_attempts and not force:
@@ -289,7 +288,7 @@ async def redrive(bootstrap: str, group: str, *, max_attempts: int = MAX_ATTEMPT
                 continue
             key, value, headers = record.key, record.value, record.headers or ()
             if letter.truncated:
-                original = await _original(bootstrap, letter.topic, letter.partition, letter.original_offset)
+                original = await _original(bootstrap, letter.topic, letter.partition, letter.original_offset, security)
                 if original is None:
                     result.missing.append(record.offset)
                     continue

@@ -74,8 +74,10 @@ class Inbox:
         incarnation_seconds: float = 5.0,
         retry_topic: str | None = None,
         readiness: Readiness | None = None,
+        security: kafka.KafkaSecurity | None = None,
     ) -> None:
         self.bootstrap_servers = bootstrap_servers
+        self.security = security  # the service's principal (`contracts.kafka`); the environment's when None
         self.topics = tuple(topics)
         self.target = target
         self.group = target.group
@@ -103,7 +105,7 @@ class Inbox:
         self.letter_limit: int | None = None  # the dead-letter topic's max.message.bytes, once known
 
     async def run(self) -> None:
-        consumer = kafka.consumer(self.bootstrap_servers, self.group)
+        consumer = kafka.consumer(self.bootstrap_servers, self.group, security=self.security)
         offsets = _Offsets(consumer, self.commit_seconds, self.incarnations)
         consumer.subscribe(self.topics, listener=_SeekToStore(self, consumer, offsets))
         await consumer.start()
@@ -244,14 +246,15 @@ class Inbox:
         retried = self.retry_topic is not None and record.topic == self.retry_topic
         letter = deadletters.letter(record, reason, self.group, retried=retried)
         if self.letter_limit is None:  # looked up once; until then, the broker's default
-            self.letter_limit = await deadletters.max_message_bytes(self.bootstrap_servers, topic)
+            self.letter_limit = await deadletters.max_message_bytes(self.bootstrap_servers, topic,
+                                                                   security=self.security)
         if letter.size() > deadletters.limit_for(self.letter_limit, self.producer):
             letter = letter.bounded()
         alone, attempt = False, 0
         while True:
             try:
                 if alone:
-                    await deadletters.send_alone(self.bootstrap_servers, topic, letter)
+                    await deadletters.send_alone(self.bootstrap_servers, topic, letter, security=self.security)
                 else:
                     await self._send_letter(topic, letter)
                 break

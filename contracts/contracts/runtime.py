@@ -5,6 +5,11 @@ Every request and every consumed record runs in a W3C trace span and is written 
 service's processing log. SIGINT and SIGTERM stop the HTTP server first, then the relay
 and inbox, then close the Kafka client and the store, so that nothing is left half done
 or left running.
+
+A service runs as any number of replicas on one PostgreSQL store: each serves HTTP and
+its share of the consumed partitions, and the one holding the store's lease
+(`contracts.lease`) does the work that must happen once. On SQLite a service is one
+process (`contracts.storelock`): a second is refused and exits with code 78.
 """
 
 from __future__ import annotations
@@ -16,16 +21,17 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import uvicorn
 from fastapi import FastAPI
 
-from contracts import kafka, tracing
+from contracts import kafka, storelock, tracing
 from contracts.checkpoints import Checkpointer
 from contracts.inbox import Inbox
+from contracts.lease import Lease
 from contracts.limits import max_body_bytes
 from contracts.outbox import OutboxRelay, Translate
 from contracts.processing import ProcessingLog
@@ -89,13 +95,18 @@ class Service:
     publishes_to: str | None = None
     translate: Translate | None = None
     consumes_from: Sequence[str] = field(default_factory=tuple)
-    # Other long-running work of the service (a scheduler, webhook deliveries): each is
-    # started with the process and cancelled when it stops.
+    # Other long-running work of the service that must happen once per store (a scheduler,
+    # webhook deliveries, timers): run by the replica holding the store's lease, cancelled
+    # when it loses it or stops.
     background: Sequence[Callable[[], Awaitable[None]]] = field(default_factory=tuple)
+    # Long-running work every replica does for itself: started with the process.
+    per_replica: Sequence[Callable[[], Awaitable[None]]] = field(default_factory=tuple)
     # With credentials, auditors can read the service's own events per trajectory.
     audit_credentials: Any = None
     # Where the service's processing log goes; by default beside its store.
     processing_log: ProcessingLog | None = None
+    # This replica's claim on the once-per-store work, while it runs (`contracts.lease`).
+    lease: Lease | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         system = f"tweespoor-{self.settings.service}"
@@ -109,33 +120,68 @@ class Service:
         tracing.install(self.api, system=system, processing_log=self.processing_log)
 
     async def run(self, stop: asyncio.Event) -> None:
+        """Runs the service until `stop` is set (or a worker dies, which it raises).
+
+        Every replica serves HTTP, consumes its share of the partitions (the consumer group
+        divides them) and follows the checkpoints; the work that must happen once per store
+        -- the outbox relay, `background`, publishing checkpoints -- runs only in the
+        replica that holds the store's lease (`contracts.lease`). An SQLite store serves
+        one process: a second is refused with `StoreInUse` (`contracts.storelock`).
+        """
+        name = self.settings.service
+        with storelock.exclusive(self.settings.database_url, name):
+            await self._run(stop)
+
+    async def _run(self, stop: asyncio.Event) -> None:
         name, bootstrap = self.settings.service, self.settings.bootstrap_servers
+        ready = readiness(self.api)
         # The declared topics, and this group's own dead-letter and retry topics (a group
         # named otherwise than the declared ones, as in a test, has them too).
         group = getattr(self.app, "group", "") if self.consumes_from else ""
-        await kafka.ensure_topics(bootstrap, TOPICS + (group_topics(group) if group else ()))
-        producer = kafka.producer(bootstrap, f"tweespoor-{name}")
+        security = kafka.KafkaSecurity.from_env(service=name)  # this service's principal
+        await kafka.ensure_topics(bootstrap, TOPICS + (group_topics(group) if group else ()), security=security)
+        producer = kafka.producer(bootstrap, f"tweespoor-{name}", security=security)
         await producer.start()
-        workers: list[asyncio.Task[None]] = []
+        lease = Lease(self.settings.database_url, service=name)
+        leased: dict[str, Callable[[], Awaitable[None]]] = {}
         if self.publishes_to and self.translate:
-            relay = OutboxRelay(app=self.app, translate=self.translate,  # type: ignore[arg-type]
-                                producer=producer, topic=self.publishes_to,
-                                system=f"tweespoor-{name}", readiness=readiness(self.api))
-            workers.append(asyncio.create_task(relay.run(), name="relay"))
+            publishes_to, translate = self.publishes_to, self.translate
+
+            def relay() -> Awaitable[None]:  # a fresh relay each time the lease is taken
+                return OutboxRelay(app=self.app, translate=translate,  # type: ignore[arg-type]
+                                   producer=producer, topic=publishes_to,
+                                   system=f"tweespoor-{name}", readiness=ready).run()
+
+            leased["relay"] = relay
+        for job in self.background:
+            leased[_job_name(job, leased)] = job
+        workers: list[asyncio.Task[None]] = []
+        per_replica = {f"inbox {group}"} if group else set()  # readiness entries of unleased work
         if self.consumes_from:
             inbox = Inbox(bootstrap_servers=bootstrap, topics=self.consumes_from,
                           target=self.app, producer=producer,
                           processing_log=self.processing_log, system=f"tweespoor-{name}",
-                          retry_topic=retry_topic(self.app.group), readiness=readiness(self.api))
+                          retry_topic=retry_topic(self.app.group), readiness=ready, security=security)
             workers.append(asyncio.create_task(inbox.run(), name="inbox"))
-        for job in self.background:
-            workers.append(asyncio.create_task(job(), name=getattr(job, "__name__", "job")))
+        for job in self.per_replica:
+            workers.append(asyncio.create_task(job(), name=_job_name(job, {})))
+        checkpointer: Checkpointer | None = None
         if isinstance(getattr(self.app, "events", None), ChainedEventStore):
             # The heads of the store's hash chains, signed and published outside the store at
             # least every TWEESPOOR_CHECKPOINT_SECONDS (60); loads and the audit compare with them.
+            # Every replica follows them; the holder of the lease publishes.
             checkpointer = Checkpointer.from_env(self.app, service=name, bootstrap_servers=bootstrap,
-                                                 producer=producer)
+                                                 producer=producer, publish_when=lambda: lease.held)
             workers.append(asyncio.create_task(checkpointer.run(), name="checkpoints"))
+
+        def lost() -> None:  # a standby is ready: what the leased work said no longer holds
+            for component in ready.reasons:
+                if component not in per_replica:
+                    ready.progressing(component)
+
+        if leased or checkpointer is not None:  # reporting has nothing to do once per store
+            self.lease = self.api.state.lease = lease  # for operators: does this replica hold it?
+            workers.append(asyncio.create_task(lease.hold(leased, on_loss=lost), name="lease"))
         server = _Server(uvicorn.Config(self.api, host=self.settings.host, port=self.settings.port,
                                         log_config=None, access_log=False))
         http = asyncio.create_task(server.serve(), name="http")
@@ -160,6 +206,15 @@ class Service:
             log.info("service_stopped", extra={"service": name})
 
 
+def _job_name(job: Callable[[], Awaitable[None]], taken: Mapping[str, object]) -> str:
+    name = getattr(job, "__name__", "job")
+    if name == "run" and (owner := getattr(job, "__self__", None)) is not None:
+        name = type(owner).__name__.lower()  # scheduler.run -> "scheduler"
+    while name in taken:
+        name += "'"
+    return name
+
+
 class _Server(uvicorn.Server):
     """uvicorn without its own signal handling: the service process owns the signals."""
 
@@ -179,7 +234,12 @@ def serve(service: Service) -> None:
             loop.add_signal_handler(sig, stop.set)
         await service.run(stop)
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except storelock.StoreInUse as refused:  # configuration, not a crash: not to be restarted
+        log.error("store_in_use", extra={"service": refused.service, "store": refused.path,
+                                         "other_pid": refused.pid, "reason": str(refused)})
+        raise SystemExit(storelock.EXIT_STORE_IN_USE) from None
 
 
 class JsonFormatter(logging.Formatter):

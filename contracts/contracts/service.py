@@ -51,11 +51,20 @@ def store_env(database_url: str) -> dict[str, str]:
     """eventsourcing's environment for a store URL.
 
     `sqlite:///path/file.db` (the embedded default), `postgresql://user:pw@host:port/db`,
-    or `memory:` for unit tests.
+    or `memory:` for unit tests. A URL with a query string is refused: eventsourcing's
+    PostgreSQL store takes only the database, host, port, user and password, so
+    `?sslmode=…` would silently not apply to it. TLS to PostgreSQL is set in libpq's own
+    environment instead (PGSSLMODE, PGSSLROOTCERT), which every connection reads.
     """
     if database_url == "memory:":
         return {"PERSISTENCE_MODULE": "eventsourcing.popo"}
     parts = urlsplit(database_url)
+    if parts.query:  # the URL is not echoed: it may hold a password
+        raise ValueError(
+            "a database URL with a query string (?…) is not supported: the event store would ignore "
+            "its parameters. For TLS to PostgreSQL set libpq's environment instead, e.g. "
+            "PGSSLMODE=verify-full and PGSSLROOTCERT=/path/to/ca.pem, and leave the URL without '?'"
+        )
     if parts.scheme == "sqlite":
         path = unquote(database_url.removeprefix("sqlite:///"))  # sqlite:////abs or :///rel
         Path(path).parent.mkdir(parents=True, exist_ok=True)

@@ -32,6 +32,27 @@ CHECKPOINTS = "tweespoor.audit.checkpoints.v1"  # signed chain heads (contracts.
 GROUPS = ("intake", "trajectory", "coaching", "reporting")
 
 
+@dataclass(frozen=True)
+class Access:
+    """What one service does with the topics: the event topic it publishes (its outbox
+    relay), the event topics its inbox consumes (as the consumer group named after it, with
+    its own dead-letter and retry topics), and whether it signs and publishes checkpoints
+    of its store. Kafka's ACLs are derived from this, and a test holds each service's
+    wiring (`main.build`) to it."""
+
+    publishes: str | None = None
+    consumes: tuple[str, ...] = ()
+    checkpoints: bool = False
+
+
+ACCESS: dict[str, Access] = {
+    "intake": Access(publishes=INTAKE_EVENTS, consumes=(TRAJECTORY_EVENTS,), checkpoints=True),
+    "trajectory": Access(publishes=TRAJECTORY_EVENTS, consumes=(INTAKE_EVENTS, COACHING_EVENTS), checkpoints=True),
+    "coaching": Access(publishes=COACHING_EVENTS, consumes=(TRAJECTORY_EVENTS, INTAKE_EVENTS), checkpoints=True),
+    "reporting": Access(consumes=EVENT_TOPICS),  # reads only
+}
+
+
 def dead_letter_topic(group: str) -> str:
     return f"tweespoor.dlq.{group}.v1"
 

@@ -31,6 +31,20 @@ def _until_interrupted(is_running: Callable[[], bool]) -> None:
         print("\nstopping...", file=sys.stderr)
 
 
+def _serve(server: kafka.LocalKafka | kafka.LocalKafkaCluster | postgres.LocalPostgres,
+           lines: Callable[[], Sequence[str]], running: Callable[[], bool]) -> int:
+    """Start a server, say where it is, and run it until Ctrl-C or SIGTERM; then close it
+    (which removes its data only when that was temporary)."""
+    try:
+        server.start()
+        for line in lines():
+            print(line, flush=True)
+        _until_interrupted(running)
+    finally:
+        server.close()
+    return 0
+
+
 def cmd_kafka_fetch(args: argparse.Namespace) -> int:
     lib = kafka.fetch_jars()
     print(f"Kafka {KAFKA_VERSION} jars in {lib}")
@@ -38,15 +52,20 @@ def cmd_kafka_fetch(args: argparse.Namespace) -> int:
 
 
 def cmd_kafka_start(args: argparse.Namespace) -> int:
-    broker = kafka.LocalKafka(port=args.port, data_dir=args.data)
-    try:
-        broker.start()
-        print(f"Kafka {KAFKA_VERSION} running; bootstrap servers: {broker.bootstrap_servers}", flush=True)
-        print(f"data {broker.data_dir}, log {broker.log_file}; Ctrl-C stops it", flush=True)
-        _until_interrupted(lambda: broker.running)
-    finally:
-        broker.close()  # removes the data dir only when it was a temporary one
-    return 0
+    if args.brokers < 1:
+        print("tweespoor: --brokers must be 1 or more", file=sys.stderr)
+        return 2
+    if args.brokers == 1:  # the single node, as `make run` has it
+        broker = kafka.LocalKafka(port=args.port, data_dir=args.data)
+        return _serve(broker, lambda: [
+            f"Kafka {KAFKA_VERSION} running; bootstrap servers: {broker.bootstrap_servers}",
+            f"data {broker.data_dir}, log {broker.log_file}; Ctrl-C stops it"], lambda: broker.running)
+    cluster = kafka.LocalKafkaCluster(args.brokers, data_dir=args.data, port=args.port)
+    return _serve(cluster, lambda: [
+        f"Kafka {KAFKA_VERSION} cluster of {cluster.brokers} nodes running; "
+        f"KAFKA_BOOTSTRAP_SERVERS={cluster.bootstrap_servers}",
+        f"data {cluster.data_dir}, logs {cluster.data_dir}/node-*/kafka.log; Ctrl-C stops it"],
+        lambda: any(node.running for node in cluster.nodes))
 
 
 def cmd_postgres_install(args: argparse.Namespace) -> int:
@@ -65,16 +84,22 @@ def cmd_dlq(args: argparse.Namespace) -> int:
     import asyncio
 
     from contracts.deadletters import list_dead_letters, redrive
+    from contracts.kafka import KafkaSecurity, KafkaSettingsError
 
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+    try:
+        security = KafkaSecurity.from_env()  # the operator's principal (KAFKA_SECURITY_PROTOCOL, KAFKA_SASL_*)
+    except KafkaSettingsError as error:
+        print(f"tweespoor: {error}", file=sys.stderr)
+        return 2
     if args.action == "list":
-        for letter in asyncio.run(list_dead_letters(bootstrap, args.group)):
+        for letter in asyncio.run(list_dead_letters(bootstrap, args.group, security=security)):
             print(f"{letter.offset}\t{letter.topic}:{letter.partition}@{letter.original_offset}\t"
                   f"{letter.type or '-'}\tattempts={letter.attempts}{' truncated' if letter.truncated else ''}"
                   f"\t{letter.reason}")
         return 0
     done = asyncio.run(redrive(bootstrap, args.group, max_attempts=args.max_attempts, force=args.force,
-                               offsets=args.offset or None))
+                               offsets=args.offset or None, security=security))
     print(f"re-drove {len(done.redriven)} dead letters of {args.group} to its retry topic")
     if done.skipped:
         print(f"skipped {len(done.skipped)} re-driven before: {done.skipped}")
@@ -89,14 +114,8 @@ def cmd_dlq(args: argparse.Namespace) -> int:
 
 def cmd_postgres_start(args: argparse.Namespace) -> int:
     server = postgres.LocalPostgres(port=args.port)
-    try:
-        server.start()
-        print(f"PostgreSQL running; DATABASE_URL={server.url('postgres')}", flush=True)
-        print(f"log {server.log_file}; Ctrl-C stops it", flush=True)
-        _until_interrupted(lambda: server.running)
-    finally:
-        server.close()
-    return 0
+    return _serve(server, lambda: [f"PostgreSQL running; DATABASE_URL={server.url('postgres')}",
+                                   f"log {server.log_file}; Ctrl-C stops it"], lambda: server.running)
 
 
 def cmd_credentials(args: argparse.Namespace) -> int:
@@ -121,11 +140,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
     groups = parser.add_subparsers(dest="group", required=True)
 
-    k = groups.add_parser("kafka", help="the local Apache Kafka broker (JVM, no Docker)")
+    k = groups.add_parser("kafka", help="the local Apache Kafka broker or cluster (JVM, no Docker)")
     ks = k.add_subparsers(dest="action", required=True)
     ks.add_parser("fetch", help="fetch the broker's jars with Maven into the cache").set_defaults(func=cmd_kafka_fetch)
-    start = ks.add_parser("start", help="run a broker in the foreground until Ctrl-C")
-    start.add_argument("--port", type=int, default=None, help="client port (default: a free one)")
+    start = ks.add_parser("start", help="run a broker (or a cluster) in the foreground until Ctrl-C")
+    start.add_argument("--brokers", type=int, default=1,
+                       help="nodes: 1 (default) is the single broker of `make run`; more make a KRaft cluster "
+                            "(3 is as in production: topics replicated 3 times, min.insync.replicas 2)")
+    start.add_argument("--port", type=int, default=None,
+                       help="client port (default: a free one); a cluster's nodes take this port and the next ones")
     start.add_argument("--data", type=Path, default=None, help="data dir to keep (default: a temporary one)")
     start.set_defaults(func=cmd_kafka_start)
 

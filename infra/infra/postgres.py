@@ -11,6 +11,7 @@ import logging
 import os
 import pwd
 import re
+import secrets
 import shlex
 import shutil
 import signal
@@ -21,12 +22,14 @@ import urllib.parse
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
+from typing import Literal
 
 from infra.kafka import free_port, port_open, tail
 
 log = logging.getLogger(__name__)
 
-USER = "tweespoor"  # the superuser initdb creates; trust auth, so no password
+USER = "tweespoor"  # the superuser initdb creates; no password with trust auth (the default)
+ROLE_PREFIX = "tweespoor_"  # each service's role, and the database it owns: tweespoor_<service>
 SYSTEM_USER = "postgres"  # initdb and postgres refuse to run as root
 START_TIMEOUT = 60
 STOP_TIMEOUT = 30
@@ -39,6 +42,11 @@ DEV_SETTINGS = {
     "synchronous_commit": "on",
     "full_page_writes": "off",
     "max_connections": "200",
+    # A client that vanished (a SIGKILLed replica, a cut network) is noticed within ~25 s:
+    # its backend ends, and with it the session's advisory locks (the services' leases).
+    "tcp_keepalives_idle": "10",
+    "tcp_keepalives_interval": "5",
+    "tcp_keepalives_count": "3",
 }
 INSTALL_HINT = (
     "install PostgreSQL (Debian/Ubuntu: apt-get install postgresql) or set DATABASE_URL "
@@ -131,6 +139,56 @@ def _create_with_psql(server_url: str, name: str) -> bool:
     return True
 
 
+def provision_service(server_url: str, service: str, password: str) -> str:
+    """Give `service` its own role and database on the server at server_url; its URL.
+
+    Role `tweespoor_<service>` logs in with `password` (set again when the role exists) and
+    may do nothing beyond that: no superuser, no CREATEDB, no CREATEROLE. Database
+    `tweespoor_<service>` is owned by it — so the role creates its tables in `public` —
+    and PUBLIC loses its privileges on it, CONNECT among them: no other service's role
+    can open the store. server_url must be a role with CREATEROLE and CREATEDB (the
+    server's admin); `psycopg.errors.InsufficientPrivilege` says when it is not.
+    The password travels to the server as a SCRAM verifier, never in clear.
+    """
+    import psycopg
+    from psycopg import errors, sql
+
+    if not re.fullmatch(r"[a-z][a-z0-9_]*", service):
+        raise ValueError(f"a service name is plain lower case: {service!r}")
+    name = ROLE_PREFIX + service
+    role, database = sql.Identifier(name), sql.Identifier(name)
+    with psycopg.connect(server_url, autocommit=True, connect_timeout=10) as conn:
+        verifier = conn.pgconn.encrypt_password(password.encode(), name.encode(), b"scram-sha-256").decode()
+        exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,)).fetchone()
+        verb = "ALTER" if exists else "CREATE"
+        try:
+            conn.execute(sql.SQL("{} ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD {}").format(
+                sql.SQL(verb), role, sql.Literal(verifier)))
+        except errors.DuplicateObject:  # created concurrently: set the password on it
+            conn.execute(sql.SQL("ALTER ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD {}").format(
+                role, sql.Literal(verifier)))
+        owner_of = "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s"
+        owner = conn.execute(owner_of, (name,)).fetchone()
+        if owner is None:
+            try:
+                conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(database, role))
+            except errors.DuplicateDatabase:  # created concurrently by someone else
+                owner = conn.execute(owner_of, (name,)).fetchone()
+        if owner is not None and owner[0] != name:
+            conn.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(database, role))
+            log.warning(
+                "database %s was owned by %s and now by %s; tables it made before keep their owner: "
+                "run REASSIGN OWNED BY %s TO %s in that database, or start it afresh",
+                name, owner[0], name, owner[0], name,
+            )
+        conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(database))
+    parts = urllib.parse.urlsplit(server_url)
+    host = parts.hostname or "127.0.0.1"
+    netloc = f"{urllib.parse.quote(name)}:{urllib.parse.quote(password, safe='')}@" + (
+        f"[{host}]" if ":" in host else host) + (f":{parts.port}" if parts.port else "")
+    return urllib.parse.urlunsplit((parts.scheme, netloc, "/" + name, "", ""))
+
+
 # -- processes -----------------------------------------------------------------------------
 
 
@@ -192,7 +250,10 @@ class LocalPostgres:
     """A private PostgreSQL cluster on 127.0.0.1, made with initdb and run with pg_ctl.
 
     Tuned for development and tests only (DEV_SETTINGS: no fsync; override with
-    `settings`). As root, the server runs as the
+    `settings`). `auth="trust"` (the default) lets any role log in without a password;
+    `auth="scram-sha-256"` asks a password of every TCP client (the socket in socket_dir
+    stays trusted, for the server's own user), the superuser's being `superuser_password`
+    (made up when not given; give it for an existing data_dir). As root, the server runs as the
     `postgres` system user. `restart()` or a new LocalPostgres on the same data_dir keeps
     the data; a temporary directory made here is removed by `close()`.
     """
@@ -204,8 +265,15 @@ class LocalPostgres:
         log_file: Path | str | None = None,
         bin_dir: Path | None = None,
         settings: Mapping[str, str] | None = None,
+        auth: Literal["trust", "scram-sha-256"] = "trust",
+        superuser_password: str | None = None,
     ) -> None:
+        if auth not in ("trust", "scram-sha-256"):
+            raise ValueError(f"auth is 'trust' or 'scram-sha-256', not {auth!r}")
         self.port = port or free_port()
+        self.auth = auth
+        self._password_given = superuser_password is not None
+        self.superuser_password = (superuser_password or secrets.token_urlsafe(24)) if auth != "trust" else None
         self.settings = {**DEV_SETTINGS, **(settings or {})}
         self._base = Path(tempfile.mkdtemp(prefix="tweespoor-pg-")).resolve()
         self._owns_data = data_dir is None
@@ -218,7 +286,13 @@ class LocalPostgres:
         self._as_root = os.geteuid() == 0
 
     def url(self, dbname: str = "postgres") -> str:
-        return f"postgresql://{USER}@127.0.0.1:{self.port}/{dbname}"
+        """The superuser's URL of database dbname (with its password under password auth)."""
+        password = f":{urllib.parse.quote(self.superuser_password, safe='')}" if self.superuser_password else ""
+        return f"postgresql://{USER}{password}@127.0.0.1:{self.port}/{dbname}"
+
+    @property
+    def _shown(self) -> str:  # for logs: without the password
+        return f"postgresql://{USER}@127.0.0.1:{self.port} ({self.auth})"
 
     def create_database(self, name: str) -> bool:
         """Create database `name` unless it exists; True if it was created."""
@@ -268,12 +342,28 @@ class LocalPostgres:
 
     def _initdb(self) -> None:
         if (self.data_dir / "PG_VERSION").exists():
+            if self.auth != "trust" and not self._password_given:
+                raise ValueError(f"{self.data_dir} holds a cluster: give its superuser_password")
             return  # an existing cluster: keep its data
-        self._run(
-            "initdb", "-D", str(self.data_dir), "--auth=trust", "-U", USER,
-            "--encoding=UTF8", "--locale=C",
-            "--no-sync",  # dev/test data: not worth waiting for the disk
-        )  # fmt: skip
+        if self.auth == "trust":
+            auth = ["--auth=trust"]
+        else:  # the password in a file, not on a command line; gone once initdb has read it
+            pwfile = self._base / "superuser-password"
+            pwfile.touch(mode=0o600)
+            pwfile.write_text(f"{self.superuser_password}\n")
+            if self._as_root:
+                owner = pwd.getpwnam(SYSTEM_USER)
+                os.chown(pwfile, owner.pw_uid, owner.pw_gid)
+            auth = ["--auth-local=trust", f"--auth-host={self.auth}", f"--pwfile={pwfile}"]
+        try:
+            self._run(
+                "initdb", "-D", str(self.data_dir), *auth, "-U", USER,
+                "--encoding=UTF8", "--locale=C",
+                "--no-sync",  # dev/test data: not worth waiting for the disk
+            )  # fmt: skip
+        finally:
+            if self.auth != "trust":
+                pwfile.unlink(missing_ok=True)
 
     def _clear_stale_lock(self) -> None:
         # After kill() an unreaped (zombie) postmaster would still look alive to postgres.
@@ -309,7 +399,7 @@ class LocalPostgres:
             if isinstance(exc, RuntimeError):
                 raise RuntimeError(f"{exc}\nlast lines of {self.log_file}:\n{tail(self.log_file)}") from exc
             raise
-        log.info("PostgreSQL running at %s (log %s)", self.url(), self.log_file)
+        log.info("PostgreSQL running at %s (log %s)", self._shown, self.log_file)
         return self
 
     def stop(self, timeout: int = STOP_TIMEOUT) -> None:
@@ -361,4 +451,4 @@ class LocalPostgres:
         self.close()
 
     def __repr__(self) -> str:
-        return f"LocalPostgres({self.url()}, data_dir={self.data_dir}, running={self.running})"
+        return f"LocalPostgres({self._shown}, data_dir={self.data_dir}, running={self.running})"

@@ -23,10 +23,12 @@ import hashlib
 import json
 import os
 import random
+import secrets
 import signal
 import subprocess
 import sys
 import time
+import tomllib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import FrameType
@@ -36,9 +38,11 @@ import httpx
 from contracts.clock import ANCHOR_ENV, SPEED_ENV, START_ENV, InstallationClock, parse_start, wall_now
 from contracts.kafka import ensure_topics
 from contracts.runtime import DEFAULT_PORTS
+from contracts.storelock import EXIT_STORE_IN_USE as EXIT_REFUSED
 from infra import discovery
 from infra.demo import WEBHOOK_SECRETS, write_credentials
 from infra.kafka import _die_with_parent_hook, tail
+from infra.postgres import provision_service
 
 SERVICES = ("intake", "trajectory", "coaching", "reporting")
 
@@ -204,7 +208,9 @@ class Supervisor:
     `<log_dir>/<name>.log`, and restarts one that exits while it should run, as a process
     supervisor would: after `backoff` seconds, doubling on each quick death up to
     `max_backoff`, and from `backoff` again once the process had stayed up `stable_after`
-    seconds. Call `poll()` regularly; `stop()` ends them all (SIGTERM, then SIGKILL).
+    seconds. Call `poll()` regularly; `stop()` ends them all (SIGTERM, then SIGKILL). A
+    process that exits with code 78 (EX_CONFIG: as a service whose SQLite store another
+    process serves) refused to run as configured and is not restarted (`refused`).
     """
 
     def __init__(self, commands: Mapping[str, Sequence[str]], log_dir: Path,
@@ -220,6 +226,7 @@ class Supervisor:
         self._next_delay = dict.fromkeys(self.commands, backoff)
         self._restart_at: dict[str, float] = {}  # name -> when a dead process starts again
         self._stopping = False
+        self.refused: set[str] = set()  # exited with EXIT_REFUSED: never restarted
 
     def log_file(self, name: str) -> Path:
         return self.log_dir / f"{name}.log"
@@ -244,7 +251,12 @@ class Supervisor:
             return
         now = time.monotonic()
         for name, process in self.processes.items():
-            if name in self._restart_at or process.poll() is None:
+            if name in self._restart_at or name in self.refused or process.poll() is None:
+                continue
+            if process.returncode == EXIT_REFUSED:  # its configuration is wrong: a restart would be too
+                self.refused.add(name)
+                self.say(f"{name} refused to start ({_exit_status(process.returncode)}, pid {process.pid}): "
+                         f"not restarting; see {self.log_file(name)}")
                 continue
             if now - self._started_at[name] >= self.stable_after:
                 self._next_delay[name] = self.backoff  # it had been fine for a while
@@ -296,6 +308,50 @@ def _services(env: dict[str, str], log_dir: Path) -> Iterator[dict[str, subproce
     """The four services, not restarted (for the benchmarks); stopped on exit."""
     with _supervised(env, log_dir) as supervisor:
         yield supervisor.processes
+
+
+POSTGRES_PASSWORDS = "postgres.toml"
+
+
+def postgres_passwords(config_dir: Path) -> dict[str, str]:
+    """Each service's PostgreSQL password: made on the first run, then read from
+    `<config_dir>/postgres.toml` (mode 0600), so the roles keep theirs across runs."""
+    path = config_dir / POSTGRES_PASSWORDS
+    kept = tomllib.loads(path.read_text()) if path.exists() else {}
+    passwords = {name: str(kept.get(name) or secrets.token_urlsafe(24)) for name in SERVICES}
+    if passwords != kept:
+        config_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write("# The PostgreSQL password of each service's role (tweespoor_<service>),\n"
+                      "# made by `tweespoor run --store postgres`.\n"
+                      + "".join(f'{name} = "{passwords[name]}"\n' for name in SERVICES))
+    path.chmod(0o600)
+    return passwords
+
+
+def provision_postgres(postgres: discovery.PostgresEndpoint, config_dir: Path) -> dict[str, str]:
+    """`<SERVICE>_DATABASE_URL` for each service: its own role, owning only its own database.
+
+    On a server whose admin role (DATABASE_URL) may not create roles, the services share
+    that role as before, with a warning saying what to do."""
+    from psycopg import errors
+
+    passwords = postgres_passwords(config_dir)
+    try:
+        urls = {f"{name.upper()}_DATABASE_URL": provision_service(postgres.server_url, name, passwords[name])
+                for name in SERVICES}
+        print(f"PostgreSQL roles: one per service, passwords in {config_dir / POSTGRES_PASSWORDS}", flush=True)
+        return urls
+    except errors.InsufficientPrivilege:
+        print("Warning: the role of DATABASE_URL may not create roles, so every service connects as that "
+              "role and could read the others' stores: give it CREATEROLE and CREATEDB, or make each "
+              "role tweespoor_<service> and its database yourself (see the README).", flush=True)
+    urls = {}
+    for name in SERVICES:
+        postgres.create_database(f"tweespoor_{name}")
+        urls[f"{name.upper()}_DATABASE_URL"] = postgres.url(f"tweespoor_{name}")
+    return urls
 
 
 class _StopRequest:
@@ -357,10 +413,8 @@ def _start_and_supervise(stack: contextlib.ExitStack, stop: _StopRequest, data_d
     print(f"Clock: {describe_clock(clock)}; kept in {data_dir / CLOCK_FILE}", flush=True)
     if store == "postgres":
         postgres = stack.enter_context(discovery.postgres())
-        for name in SERVICES:
-            postgres.create_database(f"tweespoor_{name}")
-            env[f"{name.upper()}_DATABASE_URL"] = postgres.url(f"tweespoor_{name}")
         print(f"PostgreSQL: {postgres.kind}", flush=True)
+        env.update(provision_postgres(postgres, data_dir / "config"))
     urls = {n: f"http://127.0.0.1:{env.get(f'{n.upper()}_PORT', DEFAULT_PORTS[n])}"
             for n in SERVICES}
     for name in ("intake", "trajectory", "coaching"):  # audit reads and BSN lookups

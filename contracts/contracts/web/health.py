@@ -21,7 +21,11 @@ def readiness(api: FastAPI) -> Readiness:
 def health(api: FastAPI) -> Any:
     """What `/health` answers: ok, or 503 with why not."""
     reasons = readiness(api).reasons
+    # Whether this replica does the store's once-only work (`contracts.lease`): a standby
+    # is ready too. Absent for a service with nothing to lease.
+    lease = getattr(api.state, "lease", None)
+    held = {} if lease is None else {"lease": "held" if lease.held else "standby"}
     if not reasons:
-        return {"status": "ok"}
+        return {"status": "ok", **held}
     return problem_response(503, "Not ready", "A consumer cannot make progress.", headers={"Retry-After": "5"},
-                            stalled=[{"component": c, "reason": r} for c, r in reasons.items()])
+                            stalled=[{"component": c, "reason": r} for c, r in reasons.items()], **held)

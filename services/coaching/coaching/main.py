@@ -8,7 +8,7 @@ from contracts.access import Credentials
 from contracts.clock import installation_clock
 from contracts.runtime import Service, Settings, serve
 from contracts.service import store_env
-from contracts.topics import COACHING_EVENTS, INTAKE_EVENTS, TRAJECTORY_EVENTS
+from contracts.topics import ACCESS
 from contracts.web.health import readiness
 from coaching.api import create_api
 from coaching.application import CoachingApplication
@@ -32,8 +32,8 @@ def build(settings: Settings, env: dict[str, str] | None = None, *,
     scheduler = Scheduler(app, interval_seconds=float(env.get("COACHING_SCHEDULER_SECONDS", "60")),
                           readiness=readiness(api))
     return Service(settings=settings, app=app, api=api,
-                   publishes_to=COACHING_EVENTS, translate=integration_events,
-                   consumes_from=(TRAJECTORY_EVENTS, INTAKE_EVENTS), background=(scheduler.run,),
+                   publishes_to=ACCESS["coaching"].publishes, translate=integration_events,
+                   consumes_from=ACCESS["coaching"].consumes, background=(scheduler.run,),
                    audit_credentials=credentials)
 
 

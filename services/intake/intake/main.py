@@ -12,7 +12,7 @@ from contracts.municipalities import MUNICIPALITIES
 from contracts.rounds import in_thread, run_rounds
 from contracts.runtime import Service, Settings, serve
 from contracts.service import store_env
-from contracts.topics import INTAKE_EVENTS, TRAJECTORY_EVENTS
+from contracts.topics import ACCESS
 from contracts.web.health import readiness
 from intake.api import create_api
 from intake.application import IntakeApplication, IntakeConfig
@@ -66,8 +66,8 @@ def build(settings: Settings, env: dict[str, str] | None = None) -> Service:
                          interval=float(env.get("INTAKE_RETENTION_SECONDS", "86400")), readiness=ready)
 
     return Service(settings=settings, app=app, api=api,
-                   publishes_to=INTAKE_EVENTS, translate=app.integration_events,
-                   consumes_from=(TRAJECTORY_EVENTS,), background=(lbu_timer, retention),
+                   publishes_to=ACCESS["intake"].publishes, translate=app.integration_events,
+                   consumes_from=ACCESS["intake"].consumes, background=(lbu_timer, retention),
                    audit_credentials=credentials)
 
 

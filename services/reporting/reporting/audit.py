@@ -14,12 +14,13 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
 from contracts.audit import as_json
 from contracts.envelope import Attributes, CloudEvent, from_record
 from contracts.events import event_class
 from contracts.events import Event
+from contracts.kafka import KafkaSecurity, reader
 from reporting.documents import Doc, key_of, new_document, project
 
 
@@ -46,8 +47,7 @@ async def from_kafka(bootstrap: str, positions: list[tuple[str, int, int]],
                      key: bytes | None = None) -> list[CloudEvent]:
     """Exactly the records named, one seek each; with `key`, each must be the trajectory's
     (a topic created again since it was indexed holds other records at those offsets)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                                isolation_level="read_committed")
+    consumer = reader(bootstrap, security=KafkaSecurity.from_env(service="reporting"))
     await consumer.start()
     try:
         partitions = sorted({TopicPartition(t, p) for t, p, _ in positions})

@@ -16,7 +16,7 @@ import httpx
 from contracts.access import Credentials
 from contracts.clock import installation_clock
 from contracts.runtime import Service, Settings, configure_logging, serve
-from contracts.topics import EVENT_TOPICS
+from contracts.topics import ACCESS, EVENT_TOPICS
 from reporting.api import create_api
 from reporting.rebuild import MAX_WORKERS, rebuild
 from reporting.store import ReportingStore
@@ -32,7 +32,7 @@ def build(settings: Settings, env: dict[str, str] | None = None) -> Service:
     api = create_api(store, Credentials.from_env(env), intake_url=env.get("REPORTING_INTAKE_URL"),
                      bootstrap_servers=settings.bootstrap_servers, service_urls=services,
                      today=installation_clock(env).today)
-    return Service(settings=settings, app=store, api=api, consumes_from=EVENT_TOPICS)
+    return Service(settings=settings, app=store, api=api, consumes_from=ACCESS["reporting"].consumes)
 
 
 def audit_cli(argv: list[str]) -> None:

@@ -39,7 +39,7 @@ from aiokafka.partitioner import murmur2
 
 from contracts.envelope import PoisonRecord, from_record
 from contracts.incarnation import topic_ids, tracked
-from contracts.kafka import read_from_start
+from contracts.kafka import KafkaSecurity, read_from_start, reader
 from reporting.store import Record, ReportingStore
 
 # Records per store transaction. Larger batches write each touched document once for more
@@ -147,8 +147,8 @@ def _few_collections() -> Iterator[None]:
 
 
 def _consumer(bootstrap_servers: str) -> AIOKafkaConsumer:
-    return AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False,
-                            isolation_level="read_committed", max_partition_fetch_bytes=4 << 20)
+    return reader(bootstrap_servers, security=KafkaSecurity.from_env(service="reporting"),
+                  max_partition_fetch_bytes=4 << 20)
 
 
 async def _tracked_names(consumer: AIOKafkaConsumer, store: ReportingStore,

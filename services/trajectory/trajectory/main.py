@@ -32,7 +32,7 @@ from contracts.clock import installation_clock
 from contracts.rounds import in_thread, run_rounds
 from contracts.runtime import Service, Settings, serve
 from contracts.service import store_env
-from contracts.topics import COACHING_EVENTS, INTAKE_EVENTS, TRAJECTORY_EVENTS
+from contracts.topics import ACCESS
 from contracts.web.health import readiness
 from trajectory import tender
 from trajectory.api import create_api
@@ -85,8 +85,8 @@ def build(settings: Settings, env: dict[str, str] | None = None) -> Service:
         await sender.run()
 
     return Service(settings=settings, app=app, api=api,
-                   publishes_to=TRAJECTORY_EVENTS, translate=published_events,
-                   consumes_from=(INTAKE_EVENTS, COACHING_EVENTS),
+                   publishes_to=ACCESS["trajectory"].publishes, translate=published_events,
+                   consumes_from=ACCESS["trajectory"].consumes,
                    background=(assignment_desk, webhook_deliveries),
                    audit_credentials=credentials)
 
